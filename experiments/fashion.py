@@ -1,0 +1,80 @@
+"""The reference DCGAN on Fashion-MNIST.
+
+Launch:
+  python -m ganjax.train --config=experiments/fashion.py --workdir=runs/fashion
+
+Variants, chosen after the colon:
+  :keras  the reference recipe bit for bit in its two result-changing details
+          (phase-1 fakes with G's moving BatchNorm statistics; Keras' clipped
+          binary cross-entropy).
+  :smoke  tiny settings for tests and CI: same code path, a few steps.
+  :short  the documented short run (3,000 steps, about half an hour on 2 CPU
+          cores).
+Variants combine: --config=experiments/fashion.py:keras,smoke.
+Any field can be overridden from the command line, e.g. --config.seed=1.
+"""
+
+import ml_collections
+
+
+def get_config(arg=None):
+  config = ml_collections.ConfigDict()
+  config.seed = 0  # decides init, noise, dropout and data order
+
+  # Data.
+  config.dataset = "fashion_mnist"  # "fashion_mnist" or "mnist"
+  config.data_source = "auto"  # "auto" (TFDS if prepared, else IDX), "tfds", "idx"
+  config.data_dir = ""  # IDX directory; "" = Debian's dataset-fashion-mnist
+  config.tfds_data_dir = ""  # TFDS data_dir; "" = TFDS default
+
+  # Model: the reference DCGAN.
+  config.latent_dim = 32
+  config.d_dropout = 0.4
+  config.conv_impl = "auto"  # "auto" (matmul on CPU, xla elsewhere), "xla", "matmul"
+  config.compute_dtype = "float32"  # "float32" or "bfloat16" (params stay f32)
+
+  # The two details in which the Keras reference differs (see README):
+  # phase1_bn: G's BatchNorm when making D's fakes: "inference" (Keras: moving
+  #   statistics) or "batch" (the statistics G is trained with).
+  # bce: "keras" (probabilities clipped to [1e-7, 1-1e-7]) or "logits".
+  config.phase1_bn = "batch"
+  config.bce = "logits"
+
+  # Optimization: RMSprop with Keras' defaults for both networks.
+  config.optimizer = "rmsprop"  # "rmsprop" or "adam"
+  config.g_learning_rate = 1e-3
+  config.d_learning_rate = 1e-3
+  config.rmsprop_decay = 0.9
+  config.rmsprop_eps = 1e-7
+  config.adam_b1 = 0.5
+  config.adam_b2 = 0.999
+  config.batch_size = 128  # global; split evenly over the devices
+  config.num_steps = 10_000
+  config.steps_per_call = 10  # steps fused into one compiled call (lax.scan)
+  config.scan_unroll = 1  # lax.scan unroll factor when steps_per_call > 1
+
+  # Outputs.
+  config.log_every = 50  # metrics leave the device only this often
+  config.sample_every = 500  # PNG grid from the fixed noise batch
+  config.checkpoint_every = 1000
+  config.keep_checkpoints = 3  # newest checkpoints kept
+  config.num_sample_images = 64  # fixed noise batch for the grids
+
+  for variant in (arg or "").split(","):
+    if variant == "keras":
+      config.phase1_bn = "inference"
+      config.bce = "keras"
+    elif variant == "short":
+      config.num_steps = 3000
+    elif variant == "smoke":
+      config.batch_size = 16
+      config.num_steps = 8
+      config.steps_per_call = 2
+      config.log_every = 2
+      config.sample_every = 4
+      config.checkpoint_every = 4
+      config.num_sample_images = 16
+    elif variant:
+      raise ValueError(f"Unknown config variant {variant!r} in {arg!r}; "
+                       "valid: keras, short, smoke (comma-separated).")
+  return config

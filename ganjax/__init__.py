@@ -1,0 +1,3 @@
+"""ganjax: GANs in JAX/Flax, fast, exact and reproducible."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,91 @@
+"""Orbax checkpoints of the whole TrainState, with the config that made them.
+
+Each checkpoint is a directory `checkpoints/<step>/` with two items: `state`
+(every array of the TrainState: parameters, BatchNorm statistics, optimizer
+states, step and RNG keys; the data position follows from the step) and `meta`
+(JSON: the config's trajectory fields and versions). Orbax writes into a
+temporary directory and renames it when complete, so a crash mid-save leaves
+the previous checkpoints as they were.
+"""
+
+import os
+
+import flax
+import jax
+import orbax.checkpoint as ocp
+
+from ganjax import configs
+
+
+class CheckpointError(RuntimeError):
+  """A checkpoint cannot be used: corrupt, or made by another config."""
+
+
+class Checkpointer:
+  """Saves and restores TrainStates in `directory`, keeping the newest `keep`."""
+
+  def __init__(self, directory: str, keep: int):
+    self.directory = os.path.abspath(directory)
+    self._manager = ocp.CheckpointManager(
+        self.directory,
+        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
+        item_names=("state", "meta"))
+
+  def latest_step(self):
+    return self._manager.latest_step()
+
+  def all_steps(self):
+    return list(self._manager.all_steps())
+
+  def save(self, step: int, state, meta: dict) -> None:
+    """Starts an asynchronous save; arrays are copied off the device before
+    this returns, so `state` may be donated to the next step right away."""
+    self._manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(flax.serialization.to_state_dict(state)),
+        meta=ocp.args.JsonSave(meta)))
+
+  def wait(self) -> None:
+    self._manager.wait_until_finished()
+
+  def read_meta(self, step: int) -> dict:
+    path = os.path.join(self.directory, str(step))
+    try:
+      return self._manager.restore(step, args=ocp.args.Composite(
+          meta=ocp.args.JsonRestore()))["meta"]
+    except Exception as e:  # orbax raises many types for damaged files
+      raise CheckpointError(
+          f"Checkpoint {path} is unreadable ({type(e).__name__}: {e}). Move "
+          "that directory aside to resume from the previous checkpoint, or "
+          "start in a new --workdir.") from e
+
+  def restore(self, step: int, template, config):
+    """Restores checkpoint `step` into the structure of `template`.
+
+    Raises:
+      CheckpointError: the checkpoint was made by a config whose trajectory
+        fields differ from `config`'s, or it is damaged.
+    """
+    path = os.path.join(self.directory, str(step))
+    meta = self.read_meta(step)
+    diffs = configs.differences(meta.get("config", {}),
+                                configs.trajectory_fields(config))
+    if diffs:
+      raise CheckpointError(
+          f"Checkpoint {path} was made by an incompatible config; these "
+          f"fields differ (saved -> now): {'; '.join(diffs)}. Use the saved "
+          "values to resume, or a new --workdir for the new config.")
+    target = flax.serialization.to_state_dict(template)
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+    try:
+      restored = self._manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(abstract)))["state"]
+    except Exception as e:  # orbax raises many types for damaged files
+      raise CheckpointError(
+          f"Checkpoint {path} is corrupt or incomplete ({type(e).__name__}: "
+          f"{e}). Move that directory aside to resume from the previous "
+          "checkpoint, or start in a new --workdir.") from e
+    return flax.serialization.from_state_dict(template, restored)
+
+  def close(self):
+    self._manager.wait_until_finished()
+    self._manager.close()

@@ -1,0 +1,243 @@
+"""Datasets as whole uint8 arrays: Fashion-MNIST and MNIST from TFDS or IDX files.
+
+Both sources return identical arrays, checked against a SHA-256 of the decoded
+contents (images bytes then labels bytes, C order), so a run records exactly
+which data it trained on. TFDS stores examples in its own shuffled order and
+keeps no index, so every split is returned in one canonical order, whichever
+source it came from: sorted by (label, image bytes). Training draws its own
+seeded permutation of it each epoch. The training loop puts the whole training set on the
+devices once (see `trainer.py`); nothing here runs per step.
+"""
+
+import dataclasses
+import gzip
+import hashlib
+import os
+from typing import Optional
+
+import numpy as np
+
+DEBIAN_DIRS = {"fashion_mnist": "/usr/share/datasets/fashion-mnist"}
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+  name: str
+  image_shape: tuple
+  num_classes: int
+  sizes: dict  # split -> number of examples
+  # SHA-256 of images.tobytes() + labels.tobytes() per split, or None when no
+  # reference copy was reachable to pin it (the loader then checks structure).
+  sha256: dict
+  how_to_get: str
+
+
+SPECS = {
+    "fashion_mnist": DatasetSpec(
+        name="fashion_mnist",
+        image_shape=(28, 28, 1),
+        num_classes=10,
+        sizes={"train": 60000, "test": 10000},
+        sha256={
+            "train": "79201d4ecba12f2d8f1de29151d7d537ca2dbddbc76d51c02bfc4777eae2c498",
+            "test": "ed05b78f144e7c1beea5e2714172fb46d86110dbee4edb409f957d0f66870238",
+        },
+        how_to_get=(
+            "Install Debian's copy with `apt-get install dataset-fashion-mnist` "
+            "(IDX files in /usr/share/datasets/fashion-mnist), or set "
+            "config.data_dir to a directory holding the four "
+            "*-idx?-ubyte[.gz] files, or prepare the TFDS dataset "
+            "(`python -m ganjax.prepare_tfds`, needs the [tfds] extra)."),
+    ),
+    "mnist": DatasetSpec(
+        name="mnist",
+        image_shape=(28, 28, 1),
+        num_classes=10,
+        sizes={"train": 60000, "test": 10000},
+        sha256={"train": None, "test": None},
+        how_to_get=(
+            "Set config.data_dir to a directory holding the four MNIST "
+            "*-idx?-ubyte[.gz] files, or prepare MNIST with TFDS "
+            "(`python -m ganjax.prepare_tfds --dataset=mnist`)."),
+    ),
+}
+
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+class DatasetError(RuntimeError):
+  """A dataset is missing, truncated or does not match its checksum."""
+
+
+def get_spec(name: str) -> DatasetSpec:
+  if name not in SPECS:
+    raise ValueError(
+        f"config.dataset={name!r} is not a known dataset; valid names: "
+        f"{sorted(SPECS)}.")
+  return SPECS[name]
+
+
+def content_sha256(images: np.ndarray, labels: np.ndarray) -> str:
+  digest = hashlib.sha256()
+  digest.update(np.ascontiguousarray(images, np.uint8).tobytes())
+  digest.update(np.ascontiguousarray(labels, np.uint8).tobytes())
+  return digest.hexdigest()
+
+
+def _find_idx_file(directory: str, stem: str) -> str:
+  for candidate in (stem + ".gz", stem, stem.replace("-idx", ".idx") + ".gz",
+                    stem.replace("-idx", ".idx")):
+    path = os.path.join(directory, candidate)
+    if os.path.exists(path):
+      return path
+  raise FileNotFoundError(os.path.join(directory, stem + ".gz"))
+
+
+def _read_idx(path: str, expected_ndim: int) -> np.ndarray:
+  opener = gzip.open if path.endswith(".gz") else open
+  try:
+    with opener(path, "rb") as f:
+      raw = f.read()
+  except (OSError, EOFError) as e:
+    raise DatasetError(f"Cannot read IDX file {path}: {e}. The file is "
+                       "damaged or truncated; reinstall or re-download it.")
+  if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+    raise DatasetError(f"{path} is not an IDX file of uint8 values.")
+  ndim = raw[3]
+  if ndim != expected_ndim:
+    raise DatasetError(f"{path} has {ndim} dimensions, expected "
+                       f"{expected_ndim}.")
+  header = 4 + 4 * ndim
+  shape = tuple(int(d) for d in np.frombuffer(raw[4:header], ">u4"))
+  count = int(np.prod(shape))
+  if len(raw) != header + count:
+    raise DatasetError(
+        f"{path} is truncated or padded: header says shape {shape} "
+        f"({header + count} bytes) but the file decodes to {len(raw)} bytes.")
+  return np.frombuffer(raw, np.uint8, count, header).reshape(shape)
+
+
+def load_idx(directory: str, split: str):
+  """Reads one split from the four standard IDX files in `directory`."""
+  image_stem, label_stem = IDX_FILES[split]
+  images = _read_idx(_find_idx_file(directory, image_stem), 3)
+  labels = _read_idx(_find_idx_file(directory, label_stem), 1)
+  return images, labels
+
+
+def load_tfds(name: str, split: str, data_dir: Optional[str]):
+  """Reads a prepared TFDS dataset (array_record) without TensorFlow."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  builder = tfds.builder(name, data_dir=data_dir)
+  if not builder.is_prepared():
+    raise FileNotFoundError(f"TFDS {name} is not prepared in "
+                            f"{builder.data_dir}")
+  source = builder.as_data_source(split=split)
+  n = len(source)
+  images = np.empty((n, 28, 28), np.uint8)
+  labels = np.empty((n,), np.uint8)
+  for i, example in enumerate(source.__getitems__(range(n))):
+    images[i] = example["image"][..., 0]
+    labels[i] = example["label"]
+  return images, labels
+
+
+def tfds_available(name: str, data_dir: Optional[str]) -> bool:
+  try:
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return False
+  try:
+    return tfds.builder(name, data_dir=data_dir).is_prepared()
+  except Exception:  # pylint: disable=broad-except
+    return False
+
+
+def load(name: str, split: str, *, source: str = "auto",
+         data_dir: Optional[str] = None, tfds_data_dir: Optional[str] = None):
+  """Loads a whole split as uint8 arrays `(images_NxHxW, labels_N)`.
+
+  Args:
+    name: "fashion_mnist" or "mnist".
+    split: "train" or "test".
+    source: "tfds", "idx" or "auto" (TFDS when a prepared copy exists, else the
+      IDX files).
+    data_dir: directory of IDX files; defaults to Debian's package location.
+    tfds_data_dir: TFDS data directory; None means TFDS' default.
+
+  Returns:
+    images (N, 28, 28) uint8, labels (N,) uint8, and a dict describing where the
+    data came from and its content checksum.
+
+  Raises:
+    DatasetError: the data is missing, damaged or fails its checksum; the
+      message says how to get it.
+  """
+  spec = get_spec(name)
+  if split not in spec.sizes:
+    raise ValueError(f"split={split!r} is not one of {sorted(spec.sizes)}.")
+  if source not in ("auto", "tfds", "idx"):
+    raise ValueError(f"config.data_source={source!r} is not one of "
+                     "['auto', 'idx', 'tfds'].")
+  if source == "auto":
+    source = "tfds" if tfds_available(name, tfds_data_dir) else "idx"
+  if source == "tfds":
+    try:
+      images, labels = load_tfds(name, split, tfds_data_dir)
+    except (ImportError, FileNotFoundError) as e:
+      raise DatasetError(f"TFDS copy of {name} is not available ({e}). "
+                         + spec.how_to_get) from e
+    origin = f"tfds:{tfds_data_dir or 'default'}"
+  else:
+    directory = data_dir or DEBIAN_DIRS.get(name)
+    if directory is None:
+      raise DatasetError(f"No directory of IDX files is known for {name}. "
+                         + spec.how_to_get)
+    try:
+      images, labels = load_idx(directory, split)
+    except FileNotFoundError as e:
+      raise DatasetError(f"{name} {split} split not found: missing file "
+                         f"{e.args[0]}. " + spec.how_to_get) from e
+    origin = f"idx:{os.path.abspath(directory)}"
+  _check(spec, split, images, labels, origin)
+  images, labels = canonical_order(images, labels)
+  digest = content_sha256(images, labels)
+  expected = spec.sha256[split]
+  if expected is not None and digest != expected:
+    raise DatasetError(
+        f"{name} {split} from {origin} fails its checksum: contents hash to "
+        f"{digest}, expected {expected}. The files are damaged or are not "
+        f"{name}. " + spec.how_to_get)
+  info = {"dataset": name, "split": split, "origin": origin,
+          "sha256": digest, "verified": expected is not None,
+          "num_examples": int(images.shape[0])}
+  return images, labels, info
+
+
+def canonical_order(images, labels):
+  """Sorts examples by (label, image bytes): the same order from any source."""
+  rows = np.concatenate([labels[:, None], images.reshape(len(labels), -1)],
+                        axis=1)
+  keys = np.ascontiguousarray(rows).view(np.dtype((np.void, rows.shape[1])))
+  order = np.argsort(keys[:, 0], kind="stable")
+  return images[order], labels[order]
+
+
+def _check(spec, split, images, labels, origin):
+  expected = (spec.sizes[split],) + spec.image_shape[:2]
+  if images.shape != expected or labels.shape != expected[:1]:
+    raise DatasetError(
+        f"{spec.name} {split} from {origin} has images {images.shape} and "
+        f"labels {labels.shape}; expected {expected} and {expected[:1]}. The "
+        "files are truncated or belong to another dataset. " + spec.how_to_get)
+  if labels.max() >= spec.num_classes:
+    raise DatasetError(f"{spec.name} {split} from {origin} has label "
+                       f"{labels.max()} >= {spec.num_classes}.")
+
+
+def to_model_range(images_uint8):
+  """uint8 [0, 255] -> float in [-1, 1], works on numpy and jax arrays."""
+  return images_uint8.astype("float32") / 127.5 - 1.0

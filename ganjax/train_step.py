@@ -1,0 +1,225 @@
+"""The training state and the compiled GAN step (both phases in one function).
+
+One step, as in the reference recipe:
+  phase 1: D learns on B fakes (label 0) and B reals (label 1); gradients are
+           taken w.r.t. D's parameters only and the fakes are wrapped in
+           `stop_gradient`, so nothing reaches G.
+  phase 2: with fresh noise, G learns to make D say 1; gradients are taken
+           w.r.t. G's parameters only and D's (just updated) parameters enter
+           through `stop_gradient`.
+There is no "trainable" switch: which parameters move is decided by what
+`jax.grad` differentiates.
+
+Under `pmap` every device holds the whole training set (uint8), computes the
+same global batch indices from the seeded per-epoch permutation and takes its
+slice; the noise is drawn for the global batch and sliced the same way. So the
+data order and the noise do not depend on the device count. Gradients and
+metrics are averaged over devices, and the generator's BatchNorm uses the
+statistics of the global batch.
+"""
+
+import functools
+from typing import Any, Callable
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ganjax import input_pipeline
+
+AXIS = "batch"  # the pmap axis name
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything that decides the rest of a run; what a checkpoint holds.
+
+  The data position is `step` itself: the batch of step t is slice
+  t mod steps_per_epoch of the permutation of epoch t // steps_per_epoch.
+  """
+  step: jax.Array  # int32 (), steps completed
+  g_params: Any
+  g_batch_stats: Any
+  d_params: Any
+  g_opt_state: Any
+  d_opt_state: Any
+  noise_key: jax.Array  # uint32 key data: noise and dropout, folded with step
+  data_key: jax.Array  # uint32 key data: data order, folded with the epoch
+
+
+def init_state(*, generator, discriminator, g_tx, d_tx, latent_dim: int,
+               image_shape, init_key, noise_key, data_key) -> TrainState:
+  """Initializes parameters and optimizer states from `init_key`."""
+  g_key, d_key = jax.random.split(init_key)
+  g_vars = generator.init(g_key, jnp.zeros((2, latent_dim)), train=False)
+  d_vars = discriminator.init(d_key, jnp.zeros((2, *image_shape)),
+                              train=False)
+  return TrainState(
+      step=jnp.zeros((), jnp.int32),
+      g_params=g_vars["params"],
+      g_batch_stats=g_vars["batch_stats"],
+      d_params=d_vars["params"],
+      g_opt_state=g_tx.init(g_vars["params"]),
+      d_opt_state=d_tx.init(d_vars["params"]),
+      noise_key=jax.random.key_data(noise_key),
+      data_key=jax.random.key_data(data_key))
+
+
+def batch_indices(data_key, step, *, num_examples: int, batch_size: int):
+  """Global batch indices (batch_size,) of `step`: a fresh permutation of the
+  training set every epoch, the last incomplete batch of an epoch dropped."""
+  steps_per_epoch = num_examples // batch_size
+  epoch = step // steps_per_epoch
+  perm = jax.random.permutation(jax.random.fold_in(data_key, epoch),
+                                num_examples)
+  start = (step % steps_per_epoch) * batch_size
+  return jax.lax.dynamic_slice_in_dim(perm, start, batch_size)
+
+
+def _device_slice(x, batch_per_device, device):
+  return jax.lax.dynamic_slice_in_dim(x, device * batch_per_device,
+                                      batch_per_device)
+
+
+def train_step(state: TrainState, images_NxHxW, *, generator, discriminator,
+               g_tx, d_tx, bce: Callable, batch_size: int, num_devices: int,
+               latent_dim: int, phase1_bn: str):
+  """One D update and one G update; runs inside `pmap` over axis `AXIS`.
+
+  Args:
+    state: the replicated training state.
+    images_NxHxW: the whole training set, uint8, resident on this device.
+    generator, discriminator: the flax modules.
+    g_tx, d_tx: optax optimizers.
+    bce: elementwise binary cross-entropy on logits (see `losses`).
+    batch_size: the global batch size; each device takes
+      batch_size / num_devices of it.
+    num_devices: number of devices in the pmap.
+    latent_dim: noise dimension.
+    phase1_bn: "inference" (the reference: D's fakes come from G with its moving
+      BatchNorm statistics) or "batch" (with the batch statistics G trains with).
+
+  Returns:
+    The new state and a dict of scalar metrics averaged over devices.
+  """
+  per_device = batch_size // num_devices
+  device = jax.lax.axis_index(AXIS)
+  noise_key = jax.random.wrap_key_data(state.noise_key)
+  data_key = jax.random.wrap_key_data(state.data_key)
+  k_zd, k_zg, k_dropd, k_dropg = jax.random.split(
+      jax.random.fold_in(noise_key, state.step), 4)
+
+  idx = batch_indices(data_key, state.step, num_examples=images_NxHxW.shape[0],
+                      batch_size=batch_size)
+  reals = images_NxHxW[_device_slice(idx, per_device, device)]
+  reals = input_pipeline.to_model_range(reals)[..., None]
+  z_d = _device_slice(jax.random.normal(k_zd, (batch_size, latent_dim)),
+                      per_device, device)
+  z_g = _device_slice(jax.random.normal(k_zg, (batch_size, latent_dim)),
+                      per_device, device)
+  g_vars = {"params": state.g_params, "batch_stats": state.g_batch_stats}
+
+  # Phase 1: the discriminator.
+  if phase1_bn == "inference":
+    fakes = generator.apply(g_vars, z_d, train=False)
+  else:  # batch statistics; the moving averages are updated in phase 2 only.
+    fakes, _ = generator.apply(g_vars, z_d, train=True,
+                               mutable=["batch_stats"])
+  fakes = jax.lax.stop_gradient(fakes)
+  d_inputs = jnp.concatenate([fakes, reals], axis=0)
+  d_labels = jnp.concatenate([jnp.zeros(per_device), jnp.ones(per_device)])
+
+  def d_loss_fn(d_params):
+    logits = discriminator.apply(
+        {"params": d_params}, d_inputs, train=True,
+        rngs={"dropout": jax.random.fold_in(k_dropd, device)})
+    return bce(logits, d_labels).mean(), logits
+
+  (d_loss, d_logits), d_grads = jax.value_and_grad(
+      d_loss_fn, has_aux=True)(state.d_params)
+  d_grads = jax.lax.pmean(d_grads, AXIS)
+  d_updates, d_opt_state = d_tx.update(d_grads, state.d_opt_state,
+                                       state.d_params)
+  d_params = optax.apply_updates(state.d_params, d_updates)
+
+  # Phase 2: the generator, against the updated and frozen discriminator.
+  frozen_d_params = jax.lax.stop_gradient(d_params)
+
+  def g_loss_fn(g_params):
+    fakes, new_vars = generator.apply(
+        {"params": g_params, "batch_stats": state.g_batch_stats}, z_g,
+        train=True, mutable=["batch_stats"])
+    logits = discriminator.apply(
+        {"params": frozen_d_params}, fakes, train=True,
+        rngs={"dropout": jax.random.fold_in(k_dropg, device)})
+    return bce(logits, jnp.ones(per_device)).mean(), new_vars["batch_stats"]
+
+  (g_loss, g_batch_stats), g_grads = jax.value_and_grad(
+      g_loss_fn, has_aux=True)(state.g_params)
+  g_grads = jax.lax.pmean(g_grads, AXIS)
+  g_updates, g_opt_state = g_tx.update(g_grads, state.g_opt_state,
+                                       state.g_params)
+  g_params = optax.apply_updates(state.g_params, g_updates)
+
+  probs = jax.nn.sigmoid(d_logits)
+  metrics = {"d_loss": d_loss, "g_loss": g_loss,
+             "d_real": probs[per_device:].mean(),
+             "d_fake": probs[:per_device].mean()}
+  new_state = state.replace(
+      step=state.step + 1, g_params=g_params, g_batch_stats=g_batch_stats,
+      d_params=d_params, g_opt_state=g_opt_state, d_opt_state=d_opt_state)
+  return new_state, jax.lax.pmean(metrics, AXIS)
+
+
+def train_steps(state, images_NxHxW, *, step_fn, steps_per_call: int,
+                scan_unroll: int):
+  """`steps_per_call` steps in one compiled call; metrics are their mean."""
+  if steps_per_call == 1:
+    return step_fn(state, images_NxHxW)
+  state, metrics = jax.lax.scan(lambda s, _: step_fn(s, images_NxHxW), state,
+                                None, length=steps_per_call,
+                                unroll=scan_unroll)
+  return state, jax.tree.map(jnp.mean, metrics)
+
+
+def make_train_fn(*, generator, discriminator, g_tx, d_tx, bce, batch_size,
+                  num_devices, latent_dim, phase1_bn, steps_per_call,
+                  scan_unroll=1, devices=None):
+  """Compiles `steps_per_call` training steps as one pmapped call.
+
+  The returned function maps (state, images_DxNxHxW) -> (state, metrics). The
+  state is unstacked (in_axes=None) and comes back unstacked; its buffers are
+  donated, so the caller must not reuse the state it passed in. The images are
+  stacked per device (in_axes=0), put there once with `replicate_data`.
+  """
+  step_fn = functools.partial(
+      train_step, generator=generator, discriminator=discriminator, g_tx=g_tx,
+      d_tx=d_tx, bce=bce, batch_size=batch_size, num_devices=num_devices,
+      latent_dim=latent_dim, phase1_bn=phase1_bn)
+  multi = functools.partial(train_steps, step_fn=step_fn,
+                            steps_per_call=steps_per_call,
+                            scan_unroll=scan_unroll)
+  return jax.pmap(multi, axis_name=AXIS, in_axes=(None, 0),
+                  out_axes=(None, None), donate_argnums=(0,), devices=devices)
+
+
+def _mesh(devices):
+  return jax.sharding.Mesh(np.asarray(devices), (AXIS,))
+
+
+def replicate_state(state, devices):
+  """Places the state replicated on `devices`, the layout the pmapped step
+  returns it in, so the first and later calls hit the same compiled step."""
+  return jax.device_put(state, jax.sharding.NamedSharding(
+      _mesh(devices), jax.sharding.PartitionSpec()))
+
+
+def replicate_data(images_NxHxW, devices):
+  """Puts the uint8 training set on every device, once, stacked as (D, N, ...)
+  with one copy per device: the layout `pmap` with in_axes=0 consumes."""
+  sharding = jax.sharding.NamedSharding(_mesh(devices),
+                                        jax.sharding.PartitionSpec(AXIS))
+  stacked = np.broadcast_to(images_NxHxW, (len(devices), *images_NxHxW.shape))
+  return jax.device_put(stacked, sharding)

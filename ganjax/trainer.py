@@ -1,0 +1,249 @@
+"""`train_and_evaluate(config, workdir)`: the whole training run.
+
+The command line (`ganjax.train`), the tests and the benchmarks all call this.
+"""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import ganjax
+from ganjax import checkpointing
+from ganjax import configs
+from ganjax import images as images_lib
+from ganjax import input_pipeline
+from ganjax import layers
+from ganjax import losses
+from ganjax import metric_writers
+from ganjax import models
+from ganjax import optimizers
+from ganjax import train_step
+
+
+class TrainingDivergedError(FloatingPointError):
+  """A loss or parameter became NaN or Inf."""
+
+
+def make_keys(seed: int) -> dict:
+  """The run's named random streams, all from one root key."""
+  init, noise, data, sample = jax.random.split(jax.random.key(seed), 4)
+  return {"init": init, "noise": noise, "data": data, "sample": sample}
+
+
+def prepare_workdir(workdir: str, config) -> None:
+  """Creates `workdir`, checks it is writable and holds no other run."""
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    probe = os.path.join(workdir, ".write_test")
+    with open(probe, "w", encoding="utf-8") as f:
+      f.write("ok")
+    os.remove(probe)
+  except OSError as e:
+    raise ValueError(f"--workdir={workdir} is not writable ({e}). Choose a "
+                     "directory you can write to.") from e
+  saved_path = os.path.join(workdir, "config.json")
+  if os.path.exists(saved_path):
+    with open(saved_path, encoding="utf-8") as f:
+      saved = json.load(f)
+    diffs = configs.differences(
+        {k: v for k, v in saved.items() if k not in configs.RESUMABLE_FIELDS},
+        configs.trajectory_fields(config))
+    if diffs:
+      raise ValueError(
+          f"--workdir={workdir} holds a run of another config; these fields "
+          f"differ (saved -> now): {'; '.join(diffs)}. Use a new --workdir, "
+          "or the saved values to resume that run.")
+  with open(saved_path, "w", encoding="utf-8") as f:
+    json.dump(config.to_dict(), f, indent=2, sort_keys=True)
+
+
+def _git_commit():
+  try:
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+        cwd=os.path.dirname(os.path.abspath(ganjax.__file__)), timeout=10,
+        check=True).stdout.strip()
+  except (OSError, subprocess.SubprocessError):
+    return None
+
+
+def write_manifest(workdir, config, data_info, conv_impl, devices):
+  import flax, optax, orbax.checkpoint  # pylint: disable=g-import-not-at-top,multiple-imports
+  manifest = {
+      "ganjax": ganjax.__version__, "jax": jax.__version__,
+      "jaxlib": jax.lib.__version__, "flax": flax.__version__,
+      "optax": optax.__version__, "orbax_checkpoint":
+          orbax.checkpoint.__version__, "numpy": np.__version__,
+      "python": sys.version.split()[0], "platform": platform.platform(),
+      "backend": jax.default_backend(),
+      "devices": [d.device_kind for d in devices],
+      "seed": config.seed, "git_commit": _git_commit(),
+      "conv_impl_resolved": conv_impl,
+      "phase1_bn": config.phase1_bn, "bce": config.bce,
+      "data": data_info, "argv": sys.argv,
+      "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+  }
+  with open(os.path.join(workdir, "run.json"), "w", encoding="utf-8") as f:
+    json.dump(manifest, f, indent=2)
+
+
+def _truncate_metrics(path: str, last_step: int) -> None:
+  """Drops records past the resumed step, so metrics.jsonl has each step once."""
+  if not os.path.exists(path):
+    return
+  kept = [r for r in metric_writers.read_jsonl(path) if r["step"] <= last_step]
+  with open(path, "w", encoding="utf-8") as f:
+    f.writelines(json.dumps(r) + "\n" for r in kept)
+
+
+def _check_finite(step, scalars, state=None):
+  for name, value in scalars.items():
+    if not np.isfinite(value):
+      raise TrainingDivergedError(
+          f"Training diverged at step {step}: {name} = {value}. The newest "
+          "checkpoint before this step is kept; resume from it with a lower "
+          "learning rate or another seed.")
+  if state is not None:
+    for name in ("g_params", "d_params"):
+      if not all(bool(jnp.isfinite(x).all())
+                 for x in jax.tree.leaves(getattr(state, name))):
+        raise TrainingDivergedError(
+            f"Training diverged at step {step}: {name} holds NaN or Inf; not "
+            "checkpointed. The newest checkpoint before this step is kept.")
+
+
+class _Run:
+  """The pieces of one training run, built once from the config."""
+
+  def __init__(self, config, workdir):
+    self.config = config
+    self.workdir = workdir
+    self.devices = jax.local_devices()
+    configs.validate(config, len(self.devices))
+    prepare_workdir(workdir, config)
+    self.conv_impl = layers.resolve_impl(config.conv_impl)
+    self.keys = make_keys(config.seed)
+    images, _, self.data_info = input_pipeline.load(
+        config.dataset, "train", source=config.data_source,
+        data_dir=config.data_dir or None,
+        tfds_data_dir=config.tfds_data_dir or None)
+    self.data = train_step.replicate_data(images, self.devices)
+    self.num_examples = images.shape[0]
+    generator, discriminator = models.make_models(config, train_step.AXIS)
+    self.sampler, _ = models.make_models(config, axis_name=None)
+    g_tx, d_tx = optimizers.make_optimizers(config)
+    self.init_state = lambda: train_step.init_state(
+        generator=generator, discriminator=discriminator, g_tx=g_tx,
+        d_tx=d_tx, latent_dim=config.latent_dim,
+        image_shape=input_pipeline.get_spec(config.dataset).image_shape,
+        init_key=self.keys["init"], noise_key=self.keys["noise"],
+        data_key=self.keys["data"])
+    self.train_fn = train_step.make_train_fn(
+        generator=generator, discriminator=discriminator, g_tx=g_tx,
+        d_tx=d_tx, bce=losses.get_bce(config.bce),
+        batch_size=config.batch_size, num_devices=len(self.devices),
+        latent_dim=config.latent_dim, phase1_bn=config.phase1_bn,
+        steps_per_call=config.steps_per_call,
+        scan_unroll=config.scan_unroll, devices=self.devices)
+    self.fixed_z = jax.random.normal(
+        self.keys["sample"], (config.num_sample_images, config.latent_dim))
+    self.generate = jax.jit(
+        lambda g_vars, z: self.sampler.apply(g_vars, z, train=False))
+
+  def write_grid(self, state, name):
+    fakes = self.generate({"params": state.g_params,
+                           "batch_stats": state.g_batch_stats}, self.fixed_z)
+    images_lib.save_png(os.path.join(self.workdir, "samples", name),
+                        images_lib.grid(images_lib.to_uint8(fakes)))
+
+  def meta(self):
+    return {"config": configs.trajectory_fields(self.config),
+            "ganjax": ganjax.__version__, "jax": jax.__version__,
+            "data_sha256": self.data_info["sha256"]}
+
+
+def train_and_evaluate(config, workdir: str):
+  """Trains (or resumes) the GAN of `config` in `workdir`.
+
+  Resumes from the newest checkpoint in `workdir/checkpoints` if there is one;
+  a resumed run is bit-identical to one that never stopped.
+
+  Returns:
+    The final TrainState (host-side copies of the arrays are not made).
+  """
+  run = _Run(config, workdir)
+  checkpointer = checkpointing.Checkpointer(
+      os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
+  state = run.init_state()
+  start = checkpointer.latest_step()
+  if start is not None:
+    state = checkpointer.restore(start, state, config)
+    logging.info("Resumed from %s/checkpoints/%d", workdir, start)
+  state = train_step.replicate_state(state, run.devices)
+  start = int(state.step)
+  write_manifest(workdir, config, run.data_info, run.conv_impl, run.devices)
+  _truncate_metrics(os.path.join(workdir, "metrics.jsonl"), start)
+  writer = metric_writers.MetricWriter(workdir)
+  logging.info("Training %s from step %d to %d on %d %s device(s), conv_impl=%s",
+               config.dataset, start, config.num_steps, len(run.devices),
+               jax.default_backend(), run.conv_impl)
+  try:
+    state = _loop(run, state, start, checkpointer, writer)
+  finally:
+    checkpointer.close()
+    writer.close()
+  run.write_grid(state, "final.png")
+  return state
+
+
+def _loop(run, state, start, checkpointer, writer):
+  config = run.config
+  step, pending = start, None
+  t_log, step_log, t_start = time.perf_counter(), start, time.perf_counter()
+
+  def report(at_step, metrics):
+    nonlocal t_log, step_log
+    scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
+    _check_finite(at_step, scalars)
+    now = time.perf_counter()
+    scalars["steps_per_s"] = (at_step - step_log) / max(now - t_log, 1e-9)
+    t_log, step_log = now, at_step
+    writer.write(at_step, scalars)
+    eta = (config.num_steps - at_step) / max(scalars["steps_per_s"], 1e-9)
+    logging.info("step %d/%d  d_loss %.4f  g_loss %.4f  D(x) %.3f  "
+                 "D(G(z)) %.3f  %.2f steps/s  ETA %s", at_step,
+                 config.num_steps, scalars["d_loss"], scalars["g_loss"],
+                 scalars["d_real"], scalars["d_fake"], scalars["steps_per_s"],
+                 time.strftime("%H:%M:%S", time.gmtime(eta)))
+
+  while step < config.num_steps:
+    state, metrics = run.train_fn(state, run.data)  # state is donated
+    step += config.steps_per_call
+    if pending is not None:  # read the previous call's metrics only now
+      report(*pending)
+      pending = None
+    done = step == config.num_steps
+    if step % config.checkpoint_every == 0 or done:
+      if step % config.log_every == 0:
+        report(step, metrics)
+      else:
+        _check_finite(step, {k: float(v) for k, v in metrics.items()})
+      _check_finite(step, {}, state)
+      checkpointer.save(step, state, run.meta())
+    elif step % config.log_every == 0:
+      pending = (step, metrics)
+    if step % config.sample_every == 0:
+      run.write_grid(state, f"step_{step:07d}.png")
+  if pending is not None:
+    report(*pending)
+  logging.info("Finished %d steps in %.1f s", step - start,
+               time.perf_counter() - t_start)
+  return state

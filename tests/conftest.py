@@ -1,0 +1,36 @@
+"""Test set-up: 4 fake CPU devices, strict numpy rank promotion, and a
+persistent compilation cache so that the suite compiles each step only once."""
+
+import os
+import tempfile
+
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                           " --xla_force_host_platform_device_count=4")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
+import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+jax.config.update("jax_compilation_cache_dir", os.environ.get(
+    "GANJAX_TEST_CACHE", os.path.join(tempfile.gettempdir(),
+                                      "ganjax-test-jax-cache")))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="session")
+def fashion_train():
+  from ganjax import input_pipeline  # pylint: disable=g-import-not-at-top
+  images, labels, _ = input_pipeline.load("fashion_mnist", "train",
+                                          source="idx")
+  return images, labels
+
+
+def smoke_config(**overrides):
+  from experiments import fashion  # pylint: disable=g-import-not-at-top
+  config = fashion.get_config("smoke")
+  config.update(overrides)
+  return config

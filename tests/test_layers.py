@@ -1,0 +1,52 @@
+"""Both convolution implementations compute flax's function, values and grads."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ganjax import layers
+
+CASES = [  # (ours, flax's, input shape, features)
+    (layers.Conv, nn.Conv, (2, 28, 28, 1), 8),
+    (layers.Conv, nn.Conv, (2, 14, 14, 16), 8),
+    (layers.Conv, nn.Conv, (2, 9, 9, 3), 4),  # odd size: asymmetric padding
+    (layers.ConvTranspose, nn.ConvTranspose, (2, 7, 7, 16), 8),
+    (layers.ConvTranspose, nn.ConvTranspose, (2, 14, 14, 8), 1),
+    (layers.ConvTranspose, nn.ConvTranspose, (2, 5, 5, 3), 2),
+]
+
+
+@pytest.mark.parametrize("ours,theirs,shape,features", CASES)
+def test_matches_flax_and_each_other(ours, theirs, shape, features):
+  x = jax.random.normal(jax.random.key(0), shape)
+  reference = theirs(features, (5, 5), strides=(2, 2), padding="SAME")
+  params = reference.init(jax.random.key(1), x)
+  # Non-zero biases, so that a dropped bias would show.
+  params = jax.tree.map(
+      lambda p: p + 0.1 * jax.random.normal(jax.random.key(2), p.shape), params)
+  expected = reference.apply(params, x)
+
+  def loss(module, params, x):
+    return jnp.sum(jnp.sin(module.apply(params, x)))
+
+  grads = {}
+  for impl in layers.IMPLS:
+    module = ours(features, impl=impl)
+    np.testing.assert_allclose(module.apply(params, x), expected,
+                               rtol=1e-5, atol=1e-5)
+    grads[impl] = jax.grad(loss, argnums=(1, 2))(module, params, x)
+  grads["flax"] = jax.grad(loss, argnums=(1, 2))(reference, params, x)
+  for impl in layers.IMPLS:
+    for got, want in zip(jax.tree.leaves(grads[impl]),
+                         jax.tree.leaves(grads["flax"])):
+      np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_resolve_impl():
+  assert layers.resolve_impl("auto", "cpu") == "matmul"
+  assert layers.resolve_impl("auto", "gpu") == "xla"
+  assert layers.resolve_impl("xla") == "xla"
+  with pytest.raises(ValueError, match="config.conv_impl='fft'"):
+    layers.resolve_impl("fft")

@@ -1,0 +1,45 @@
+"""The reference DCGAN's shapes and parameter counts."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ganjax import models
+
+
+def _count(tree):
+  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
+
+
+@pytest.mark.parametrize("impl", ["xla", "matmul"])
+def test_parameter_counts_and_shapes(impl):
+  generator = models.Generator(conv_impl=impl)
+  discriminator = models.Discriminator(conv_impl=impl)
+  z = jnp.zeros((3, 32))
+  g_vars = generator.init(jax.random.key(0), z, train=False)
+  assert _count(g_vars["params"]) == 413_825
+  assert _count(g_vars["batch_stats"]) == 384
+  images = generator.apply(g_vars, jax.random.normal(jax.random.key(1),
+                                                     (3, 32)), train=False)
+  assert images.shape == (3, 28, 28, 1)
+  assert float(jnp.abs(images).max()) <= 1.0
+  d_vars = discriminator.init(jax.random.key(2), images, train=False)
+  assert set(d_vars) == {"params"}
+  assert _count(d_vars["params"]) == 212_865
+  logits = discriminator.apply(d_vars, images, train=False)
+  assert logits.shape == (3,)
+
+
+def test_dropout_only_in_training():
+  discriminator = models.Discriminator()
+  x = jax.random.normal(jax.random.key(0), (4, 28, 28, 1))
+  d_vars = discriminator.init(jax.random.key(1), x, train=False)
+  eval_a = discriminator.apply(d_vars, x, train=False)
+  eval_b = discriminator.apply(d_vars, x, train=False)
+  np.testing.assert_array_equal(eval_a, eval_b)
+  train_a = discriminator.apply(d_vars, x, train=True,
+                                rngs={"dropout": jax.random.key(2)})
+  train_b = discriminator.apply(d_vars, x, train=True,
+                                rngs={"dropout": jax.random.key(3)})
+  assert not np.allclose(train_a, train_b)

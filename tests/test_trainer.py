@@ -1,0 +1,152 @@
+"""End-to-end runs of `train_and_evaluate` on real Fashion-MNIST, 4 devices."""
+
+import json
+import os
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+from ganjax import checkpointing
+from ganjax import input_pipeline
+from ganjax import metric_writers
+from ganjax import trainer
+from tests.conftest import smoke_config
+
+
+def _arrays(state):
+  return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state))]
+
+
+def _assert_identical(a, b):
+  for x, y in zip(_arrays(a), _arrays(b), strict=True):
+    np.testing.assert_array_equal(x, y)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+  """One 8-step run (batch 16 on 4 devices, 2 steps per call)."""
+  workdir = str(tmp_path_factory.mktemp("smoke"))
+  state = trainer.train_and_evaluate(smoke_config(), workdir)
+  return workdir, jax.device_get(state)
+
+
+def test_writes_outputs(smoke_run):
+  workdir, state = smoke_run
+  assert int(state.step) == 8
+  records = metric_writers.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+  assert [r["step"] for r in records] == [2, 4, 6, 8]
+  for r in records:
+    assert {"d_loss", "g_loss", "d_real", "d_fake", "steps_per_s"} <= set(r)
+    assert all(np.isfinite(v) for v in r.values())
+  events = os.listdir(os.path.join(workdir, "tensorboard"))
+  assert any(name.startswith("events.out.tfevents") for name in events)
+  samples = sorted(os.listdir(os.path.join(workdir, "samples")))
+  assert samples == ["final.png", "step_0000004.png", "step_0000008.png"]
+  with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
+    assert json.load(f)["phase1_bn"] == "batch"
+  with open(os.path.join(workdir, "run.json"), encoding="utf-8") as f:
+    manifest = json.load(f)
+  assert manifest["seed"] == 0 and len(manifest["devices"]) == 4
+  assert manifest["data"]["sha256"] == (
+      input_pipeline.SPECS["fashion_mnist"].sha256["train"])
+  steps = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"),
+                                     3).all_steps()
+  assert sorted(steps) == [4, 8]
+
+
+def test_same_seed_is_bit_identical(smoke_run, tmp_path):
+  _, state = smoke_run
+  again = trainer.train_and_evaluate(smoke_config(), str(tmp_path))
+  _assert_identical(state, again)
+
+
+def test_other_seed_differs(smoke_run, tmp_path):
+  _, state = smoke_run
+  other = trainer.train_and_evaluate(smoke_config(seed=1), str(tmp_path))
+  assert not np.array_equal(_arrays(state)[3], _arrays(other)[3])
+
+
+def test_resume_is_bit_identical(smoke_run, tmp_path):
+  _, state = smoke_run
+  workdir = str(tmp_path)
+  half = trainer.train_and_evaluate(smoke_config(num_steps=4), workdir)
+  assert int(half.step) == 4
+  resumed = trainer.train_and_evaluate(smoke_config(), workdir)
+  _assert_identical(state, resumed)
+  records = metric_writers.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+  assert [r["step"] for r in records] == [2, 4, 6, 8]
+
+
+def test_workdir_of_another_config_is_refused(smoke_run, tmp_path):
+  workdir = str(tmp_path / "copy")
+  shutil.copytree(smoke_run[0], workdir)
+  with pytest.raises(ValueError, match=r"batch_size: 16 -> 8"):
+    trainer.train_and_evaluate(smoke_config(batch_size=8), workdir)
+
+
+def test_checkpoint_of_another_config_is_refused(smoke_run, tmp_path):
+  workdir = str(tmp_path / "copy")
+  shutil.copytree(smoke_run[0], workdir)
+  os.remove(os.path.join(workdir, "config.json"))
+  with pytest.raises(checkpointing.CheckpointError, match=r"seed: 0 -> 5"):
+    trainer.train_and_evaluate(smoke_config(seed=5), workdir)
+
+
+def test_corrupt_checkpoint_is_named(smoke_run, tmp_path):
+  workdir = str(tmp_path / "copy")
+  shutil.copytree(smoke_run[0], workdir)
+  state_dir = os.path.join(workdir, "checkpoints", "8", "state")
+  for root, _, files in os.walk(state_dir):
+    for name in files:
+      if name not in ("_CHECKPOINT_METADATA", "commit_success.txt"):
+        with open(os.path.join(root, name), "r+b") as f:
+          f.truncate(max(os.path.getsize(f.name) // 3, 1))
+  with pytest.raises(checkpointing.CheckpointError,
+                     match=r"checkpoints/8 is corrupt.*Move that directory"):
+    trainer.train_and_evaluate(smoke_config(num_steps=12), workdir)
+
+
+def test_unwritable_workdir(tmp_path):
+  blocker = tmp_path / "a_file"
+  blocker.write_text("not a directory")
+  with pytest.raises(ValueError, match=r"--workdir=.*a_file/run is not "
+                     "writable"):
+    trainer.train_and_evaluate(smoke_config(), str(blocker / "run"))
+
+
+def test_divergence_stops_with_the_step_and_keeps_checkpoints(tmp_path):
+  config = smoke_config(g_learning_rate=1e30, d_learning_rate=1e30)
+  with pytest.raises(trainer.TrainingDivergedError,
+                     match=r"diverged at step \d+: \w+ = nan"):
+    trainer.train_and_evaluate(config, str(tmp_path))
+  # Nothing non-finite was checkpointed.
+  assert not os.listdir(tmp_path / "checkpoints")
+
+
+@pytest.mark.parametrize("overrides,field", [
+    ({"batch_size": 18}, "batch_size"),  # not divisible by 4 devices
+    ({"batch_size": 0}, "batch_size"),
+    ({"g_learning_rate": -1.0}, "g_learning_rate"),
+    ({"d_learning_rate": float("nan")}, "d_learning_rate"),
+    ({"num_steps": 7}, "num_steps"),  # not a multiple of steps_per_call
+    ({"dataset": "cifar10"}, "dataset"),
+    ({"bce": "hinge"}, "bce"),
+    ({"phase1_bn": "train"}, "phase1_bn"),
+    ({"d_dropout": 1.0}, "d_dropout"),
+    ({"conv_impl": "fft"}, "conv_impl"),
+    ({"seed": -1}, "seed"),
+])
+def test_bad_config_value_names_the_field(overrides, field, tmp_path):
+  with pytest.raises(ValueError, match=rf"config\.{field}="):
+    trainer.train_and_evaluate(smoke_config(**overrides), str(tmp_path))
+  assert not os.listdir(tmp_path)  # rejected before anything was written
+
+
+def test_missing_dataset_says_how_to_get_it(tmp_path):
+  config = smoke_config(data_source="idx", data_dir=str(tmp_path / "nothing"))
+  with pytest.raises(input_pipeline.DatasetError,
+                     match=r"missing file .*train-images-idx3-ubyte.*"
+                     r"apt-get install dataset-fashion-mnist"):
+    trainer.train_and_evaluate(config, str(tmp_path / "run"))
