@@ -8,6 +8,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from ganjax import checkpointing
 from ganjax import sampling
 
 flags.DEFINE_string("workdir", None, "A ganjax run directory.")
@@ -26,8 +27,11 @@ def main(argv):
     raise app.UsageError(f"--out={FLAGS.out} must end in .npz or .png.")
   if FLAGS.num < 1:
     raise app.UsageError(f"--num={FLAGS.num} must be at least 1.")
-  sampler, g_vars, step, config = sampling.restore_generator(FLAGS.workdir,
-                                                             FLAGS.step)
+  try:
+    sampler, g_vars, step, config = sampling.restore_generator(
+        FLAGS.workdir, FLAGS.step)
+  except (FileNotFoundError, checkpointing.CheckpointError) as e:
+    raise SystemExit(f"ganjax.sample: error: {e}") from e
   samples = sampling.generate(sampler, g_vars, FLAGS.num, FLAGS.seed,
                               config.latent_dim)
   sampling.write_samples(FLAGS.out, samples, step)

@@ -30,7 +30,10 @@ def main(argv):
   # Orbax logs every save step at INFO; keep its warnings only.
   logging.get_absl_handler().python_handler.addFilter(
       lambda r: r.levelno >= std_logging.WARNING or "/orbax/" not in r.pathname)
-  trainer.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  try:
+    trainer.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  except trainer.USER_ERRORS as e:  # a bad input: say what, not where
+    raise SystemExit(f"ganjax.train: error: {e}") from e
 
 
 if __name__ == "__main__":

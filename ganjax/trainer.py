@@ -32,6 +32,12 @@ class TrainingDivergedError(FloatingPointError):
   """A loss or parameter became NaN or Inf."""
 
 
+# Errors that come from bad input (config, data, workdir, checkpoint) or a
+# diverged run; the command line prints their message without a traceback.
+USER_ERRORS = (ValueError, input_pipeline.DatasetError,
+               checkpointing.CheckpointError, TrainingDivergedError)
+
+
 def make_keys(seed: int) -> dict:
   """The run's named random streams, all from one root key."""
   init, noise, data, sample = jax.random.split(jax.random.key(seed), 4)

@@ -1,0 +1,42 @@
+# Set-up is part of every target: a fresh Debian machine with Python 3.11 needs
+# nothing but `make train` or `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+WORKDIR ?= runs/fashion
+CONFIG ?= experiments/fashion.py
+
+.PHONY: train train-short test bench data clean
+
+# Debian's Fashion-MNIST (IDX files in /usr/share/datasets/fashion-mnist).
+data:
+	@dpkg -s dataset-fashion-mnist >/dev/null 2>&1 || { \
+	  apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || { \
+	    apt-get update -q && apt-get install -y -q dataset-fashion-mnist; }; }
+
+$(VENV)/.core: setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.test: $(VENV)/.core
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+# The default experiment: 10,000 steps of the reference DCGAN.
+train: data $(VENV)/.core
+	$(PY) -m ganjax.train --config=$(CONFIG) --workdir=$(WORKDIR)
+
+# The documented short run: 3,000 steps (about 30 minutes on 2 CPU cores).
+train-short: data $(VENV)/.core
+	$(PY) -m ganjax.train --config=$(CONFIG):short --workdir=runs/fashion_short
+
+test: data $(VENV)/.test
+	$(PY) -m pytest
+
+bench: data $(VENV)/.core
+	$(PY) benchmarks/step_time.py
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,229 @@
+"""Step-time microbenchmark of the GAN training step.
+
+Times the compiled step after compilation: each configuration runs one warm-up
+call, then `--repeats` timed calls of `steps_per_call` fused steps, each ended
+with `jax.block_until_ready`. Reports the median (and min/max) ms per step,
+images/s, the analytic FLOPs of a step (`ganjax.flops`) and the achieved
+FLOP/s as a fraction of this machine's float32 matmul peak, measured in the
+same run. Optional side-by-side rows for the reference Keras recipe and
+PyTorch eager run when those packages are installed (`pip install -e .[bench]`).
+
+  python benchmarks/step_time.py                       # the full table
+  python benchmarks/step_time.py --batch_sizes=128 --steps_per_call=1,10 \
+      --dtypes=float32 --impls=matmul,xla --compare=keras,torch
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
+import jax.numpy as jnp  # pylint: disable=g-import-not-at-top,wrong-import-position
+import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from experiments import fashion  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ganjax import flops  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ganjax import input_pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ganjax import losses  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ganjax import models  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ganjax import optimizers  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ganjax import train_step  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+def _ints(text):
+  return [int(x) for x in text.split(",") if x]
+
+
+def _strs(text):
+  return [x for x in text.split(",") if x]
+
+
+def matmul_peak(n=4096, repeats=5):
+  """Median float32 GFLOP/s of an n x n matmul, through jax and numpy."""
+  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+  dot = jax.jit(jnp.dot)
+  dot(a, a).block_until_ready()
+  times = []
+  for _ in range(repeats):
+    t = time.perf_counter()
+    dot(a, a).block_until_ready()
+    times.append(time.perf_counter() - t)
+  a_np = np.asarray(a)
+  np_times = []
+  for _ in range(repeats):
+    t = time.perf_counter()
+    a_np @ a_np
+    np_times.append(time.perf_counter() - t)
+  work = 2 * n ** 3
+  return {"jax_gflops": work / statistics.median(times) / 1e9,
+          "numpy_gflops": work / statistics.median(np_times) / 1e9}
+
+
+def time_calls(call, steps_per_call, repeats):
+  """Runs `call` once to warm up, then `repeats` timed times; ms per step."""
+  call()
+  samples = []
+  for _ in range(repeats):
+    t = time.perf_counter()
+    call()
+    samples.append((time.perf_counter() - t) * 1e3 / steps_per_call)
+  return samples
+
+
+def ganjax_row(images, batch, steps_per_call, dtype, impl, num_devices,
+               repeats):
+  config = fashion.get_config()
+  config.update(batch_size=batch, steps_per_call=steps_per_call,
+                compute_dtype=dtype, conv_impl=impl)
+  devices = jax.local_devices()[:num_devices]
+  generator, discriminator = models.make_models(config, train_step.AXIS)
+  g_tx, d_tx = optimizers.make_optimizers(config)
+  init, noise, data = jax.random.split(jax.random.key(0), 3)
+  state = train_step.replicate_state(train_step.init_state(
+      generator=generator, discriminator=discriminator, g_tx=g_tx, d_tx=d_tx,
+      latent_dim=config.latent_dim, image_shape=(28, 28, 1), init_key=init,
+      noise_key=noise, data_key=data), devices)
+  train_fn = train_step.make_train_fn(
+      generator=generator, discriminator=discriminator, g_tx=g_tx, d_tx=d_tx,
+      bce=losses.get_bce(config.bce), batch_size=batch,
+      num_devices=num_devices, latent_dim=config.latent_dim,
+      phase1_bn=config.phase1_bn, steps_per_call=steps_per_call,
+      devices=devices)
+  data_on_device = train_step.replicate_data(images, devices)
+  holder = {"state": state}
+
+  def call():
+    holder["state"], metrics = train_fn(holder["state"], data_on_device)
+    jax.block_until_ready(metrics)
+
+  t = time.perf_counter()
+  call()
+  compile_s = time.perf_counter() - t
+  samples = time_calls(call, steps_per_call, repeats)
+  return {"impl": f"ganjax-{impl}", "compile_s": compile_s}, samples
+
+
+def make_row(base, batch, steps_per_call, dtype, devices, samples, peak):
+  median = statistics.median(samples)
+  step_flops = flops.step_flops(batch)
+  achieved = step_flops / (median / 1e3)
+  return {**base, "batch": batch, "steps_per_call": steps_per_call,
+          "dtype": dtype, "devices": devices,
+          "ms_per_step": median, "ms_per_step_min": min(samples),
+          "ms_per_step_max": max(samples), "repeats": len(samples),
+          "images_per_s": batch / (median / 1e3),
+          "gflop_per_step": step_flops / 1e9,
+          "achieved_gflops": achieved / 1e9,
+          "fraction_of_peak": achieved / (peak["jax_gflops"] * 1e9)}
+
+
+def print_table(rows):
+  header = (f"{'impl':<16}{'batch':>6}{'fused':>6}{'dtype':>10}{'dev':>4}"
+            f"{'ms/step':>10}{'min':>9}{'max':>9}{'img/s':>9}{'GFLOP/s':>9}"
+            f"{'%peak':>7}")
+  print(header)
+  print("-" * len(header))
+  for r in rows:
+    print(f"{r['impl']:<16}{r['batch']:>6}{r['steps_per_call']:>6}"
+          f"{r['dtype']:>10}{r['devices']:>4}{r['ms_per_step']:>10.1f}"
+          f"{r['ms_per_step_min']:>9.1f}{r['ms_per_step_max']:>9.1f}"
+          f"{r['images_per_s']:>9.0f}{r['achieved_gflops']:>9.1f}"
+          f"{100 * r['fraction_of_peak']:>6.0f}%")
+
+
+def print_ratios(rows):
+  best = {}
+  for r in rows:
+    if r["impl"].startswith("ganjax") and r["dtype"] == "float32":
+      key = r["batch"]
+      if key not in best or r["ms_per_step"] < best[key]["ms_per_step"]:
+        best[key] = r
+  for r in rows:
+    if not r["impl"].startswith("ganjax") and r["batch"] in best:
+      ours = best[r["batch"]]
+      print(f"batch {r['batch']}: ganjax ({ours['impl']}, "
+            f"{ours['steps_per_call']} fused) is "
+            f"{r['ms_per_step'] / ours['ms_per_step']:.2f}x faster than "
+            f"{r['impl']} ({r['ms_per_step']:.0f} vs "
+            f"{ours['ms_per_step']:.0f} ms/step)")
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--batch_sizes", type=_ints, default=[64, 128, 256, 512])
+  parser.add_argument("--steps_per_call", type=_ints, default=[1, 10, 50])
+  parser.add_argument("--dtypes", type=_strs, default=["float32", "bfloat16"])
+  parser.add_argument("--impls", type=_strs, default=["auto"])
+  parser.add_argument("--devices", type=_ints, default=None,
+                      help="device counts; default all local devices")
+  parser.add_argument("--repeats", type=int, default=5,
+                      help="timed calls per configuration")
+  parser.add_argument("--max_steps_per_config", type=int, default=200,
+                      help="skip fusing more steps than this in one call "
+                      "times repeats (keeps the CPU table finite)")
+  parser.add_argument("--compare", type=_strs, default=["keras", "torch"],
+                      help="reference implementations to time beside ganjax")
+  parser.add_argument("--out", default=None, help="JSON path; default "
+                      "benchmarks/results/step_time_<backend>.json")
+  args = parser.parse_args()
+
+  images = input_pipeline.load("fashion_mnist", "train")[0]
+  peak = matmul_peak()
+  backend = jax.default_backend()
+  print(f"backend {backend}, {jax.device_count()} x "
+        f"{jax.devices()[0].device_kind}; float32 matmul peak "
+        f"{peak['jax_gflops']:.1f} GFLOP/s (jax), {peak['numpy_gflops']:.1f} "
+        f"(numpy); one step = {flops.step_flops_per_image() / 1e6:.1f} "
+        "MFLOP per image", flush=True)
+  rows = []
+  for num_devices in args.devices or [jax.local_device_count()]:
+    for impl in args.impls:
+      for dtype in args.dtypes:
+        for batch in args.batch_sizes:
+          for spc in args.steps_per_call:
+            if spc * args.repeats > args.max_steps_per_config and spc > 1:
+              continue
+            base, samples = ganjax_row(images, batch, spc, dtype, impl,
+                                       num_devices, args.repeats)
+            rows.append(make_row(base, batch, spc, dtype, num_devices,
+                                 samples, peak))
+            print_table(rows[-1:])
+            sys.stdout.flush()
+  from benchmarks import references  # pylint: disable=g-import-not-at-top
+  for name in args.compare:
+    runner = references.RUNNERS.get(name)
+    if runner is None:
+      raise SystemExit(f"--compare={name}: valid names are "
+                       f"{sorted(references.RUNNERS)}")
+    for batch in args.batch_sizes:
+      result = runner(images, batch, args.repeats)
+      if result is None:
+        print(f"[{name}] not installed; skipped (pip install -e .[bench])")
+        break
+      base, samples = result
+      rows.append(make_row(base, batch, 1, "float32", 1, samples, peak))
+      print_table(rows[-1:])
+  print()
+  print_table(rows)
+  print_ratios(rows)
+  out = args.out or os.path.join(os.path.dirname(__file__), "results",
+                                 f"step_time_{backend}.json")
+  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+  with open(out, "w", encoding="utf-8") as f:
+    json.dump({"device_kind": jax.devices()[0].device_kind,
+               "backend": backend, "jax": jax.__version__,
+               "platform": platform.platform(), "cpu_count": os.cpu_count(),
+               "matmul_peak": peak, "args": vars(args),
+               "step_mflop_per_image": flops.step_flops_per_image() / 1e6,
+               "rows": rows}, f, indent=2)
+  print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+  main()
