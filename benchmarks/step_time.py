@@ -169,11 +169,14 @@ def main():
                       "times repeats (keeps the CPU table finite)")
   parser.add_argument("--compare", type=_strs, default=["keras", "torch"],
                       help="reference implementations to time beside ganjax")
+  parser.add_argument("--data_dir", default=os.environ.get("GANJAX_IDX_DIR"),
+                      help="Fashion-MNIST IDX directory; default Debian's")
   parser.add_argument("--out", default=None, help="JSON path; default "
                       "benchmarks/results/step_time_<backend>.json")
   args = parser.parse_args()
 
-  images = input_pipeline.load("fashion_mnist", "train")[0]
+  images = input_pipeline.load("fashion_mnist", "train",
+                               data_dir=args.data_dir)[0]
   peak = matmul_peak()
   backend = jax.default_backend()
   print(f"backend {backend}, {jax.device_count()} x "
