@@ -29,6 +29,7 @@ import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from experiments import fashion  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import flops  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ganjax import layers  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import input_pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import losses  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import models  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -77,7 +78,7 @@ def time_calls(call, steps_per_call, repeats):
 
 
 def ganjax_row(images, batch, steps_per_call, dtype, impl, num_devices,
-               repeats):
+               repeats, scan_unroll=0):
   config = fashion.get_config()
   config.update(batch_size=batch, steps_per_call=steps_per_call,
                 compute_dtype=dtype, conv_impl=impl)
@@ -94,7 +95,7 @@ def ganjax_row(images, batch, steps_per_call, dtype, impl, num_devices,
       bce=losses.get_bce(config.bce), batch_size=batch,
       num_devices=num_devices, latent_dim=config.latent_dim,
       phase1_bn=config.phase1_bn, steps_per_call=steps_per_call,
-      devices=devices)
+      scan_unroll=scan_unroll, devices=devices)
   data_on_device = train_step.replicate_data(images, devices)
   holder = {"state": state}
 
@@ -106,7 +107,10 @@ def ganjax_row(images, batch, steps_per_call, dtype, impl, num_devices,
   call()
   compile_s = time.perf_counter() - t
   samples = time_calls(call, steps_per_call, repeats)
-  return {"impl": f"ganjax-{impl}", "compile_s": compile_s}, samples
+  return {"impl": f"ganjax-{layers.resolve_impl(impl)}",
+          "compile_s": compile_s,
+          "scan_unroll": train_step.resolve_unroll(scan_unroll,
+                                                   steps_per_call)}, samples
 
 
 def make_row(base, batch, steps_per_call, dtype, devices, samples, peak):
@@ -162,6 +166,9 @@ def main():
   parser.add_argument("--impls", type=_strs, default=["auto"])
   parser.add_argument("--devices", type=_ints, default=None,
                       help="device counts; default all local devices")
+  parser.add_argument("--scan_unroll", type=int, default=0,
+                      help="lax.scan unroll factor of the fused steps; 0 = "
+                      "ganjax's default (full on CPU, none elsewhere)")
   parser.add_argument("--repeats", type=int, default=5,
                       help="timed calls per configuration")
   parser.add_argument("--max_steps_per_config", type=int, default=200,
@@ -193,7 +200,8 @@ def main():
             if spc * args.repeats > args.max_steps_per_config and spc > 1:
               continue
             base, samples = ganjax_row(images, batch, spc, dtype, impl,
-                                       num_devices, args.repeats)
+                                       num_devices, args.repeats,
+                                       args.scan_unroll)
             rows.append(make_row(base, batch, spc, dtype, num_devices,
                                  samples, peak))
             print_table(rows[-1:])

@@ -30,7 +30,9 @@ def get_config(arg=None):
   # Model: the reference DCGAN.
   config.latent_dim = 32
   config.d_dropout = 0.4
-  config.conv_impl = "auto"  # "auto" (matmul on CPU, xla elsewhere), "xla", "matmul"
+  # Convolutions: "auto" (hybrid on CPU, xla elsewhere), "xla", "matmul",
+  # "phased", "hybrid"; all compute the same function (see ganjax/layers.py).
+  config.conv_impl = "auto"
   config.compute_dtype = "float32"  # "float32" or "bfloat16" (params stay f32)
 
   # The two details in which the Keras reference differs (see README):
@@ -51,7 +53,9 @@ def get_config(arg=None):
   config.batch_size = 128  # global; split evenly over the devices
   config.num_steps = 10_000
   config.steps_per_call = 10  # steps fused into one compiled call (lax.scan)
-  config.scan_unroll = 1  # lax.scan unroll factor when steps_per_call > 1
+  # lax.scan unroll factor of the fused steps; 0 = full on CPU (XLA's CPU
+  # convolutions are slow inside loops), none elsewhere.
+  config.scan_unroll = 0
 
   # Outputs.
   config.log_every = 50  # metrics leave the device only this often

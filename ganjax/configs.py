@@ -26,7 +26,7 @@ _CHOICES = {
     "dataset": tuple(sorted(input_pipeline.SPECS)),
 }
 _POSITIVE_INTS = ("latent_dim", "batch_size", "num_steps", "steps_per_call",
-                  "scan_unroll", "log_every", "sample_every",
+                  "log_every", "sample_every",
                   "checkpoint_every", "keep_checkpoints", "num_sample_images")
 _POSITIVE_FLOATS = ("g_learning_rate", "d_learning_rate", "rmsprop_eps")
 _UNIT_INTERVAL = ("rmsprop_decay", "adam_b1", "adam_b2")  # [0, 1)
@@ -57,6 +57,9 @@ def validate(config, num_devices: int) -> None:
     value = config[field]
     if not isinstance(value, (int, float)) or not 0 <= value < 1:
       _fail(field, value, "must be a number in [0, 1)")
+  if not isinstance(config.scan_unroll, int) or config.scan_unroll < 0:
+    _fail("scan_unroll", config.scan_unroll,
+          "must be an integer >= 0 (0 = automatic)")
   if not isinstance(config.d_dropout, (int, float)) or not (
       0 <= config.d_dropout < 1):
     _fail("d_dropout", config.d_dropout, "must be a number in [0, 1)")

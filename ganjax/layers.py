@@ -6,16 +6,22 @@
 
 - "xla": `lax.conv_general_dilated` / `lax.conv_transpose`, XLA's convolution.
   Best on GPU and TPU.
-- "matmul": explicit patch extraction (strided slices) and one matmul. XLA's CPU
-  convolutions, and above all their kernel gradients, are several times slower
-  than a matmul of the same FLOPs on CPU (see the benchmarks). The transposed
-  convolution is done sub-pixel: each of the s*s output phases is an ordinary
-  convolution of the input with a subset of the kernel taps, so no FLOPs are
-  spent on the zeros of a dilated input.
+- "matmul": explicit patch extraction (strided slices) and one matmul. The
+  transposed convolution is done sub-pixel: each of the s*s output phases is an
+  ordinary convolution of the input with a subset of the kernel taps, so no
+  FLOPs are spent on the zeros of a dilated input.
 
-`resolve_impl("auto")` picks "matmul" on CPU and "xla" elsewhere.
+- "phased": both as stride-1 XLA convolutions over phase-decomposed inputs
+  (space-to-depth for the strided convolution, sub-pixel for the transposed).
+- "hybrid": each pass (forward, input gradient, weight gradient) of each layer
+  done by whichever of three computations is fast on CPU (see
+  `conv_hybrid`); a custom VJP ties them together.
+
+`resolve_impl("auto")` picks "hybrid" on CPU and "xla" elsewhere. Per-layer
+timings: `python benchmarks/layer_time.py`.
 """
 
+import functools
 from typing import Any
 
 import flax.linen as nn
@@ -23,14 +29,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-IMPLS = ("xla", "matmul")
+IMPLS = ("xla", "matmul", "phased", "hybrid")
 _DIMS = ("NHWC", "HWIO", "NHWC")
 
 
 def resolve_impl(impl: str, backend: str | None = None) -> str:
   if impl == "auto":
     backend = backend or jax.default_backend()
-    return "matmul" if backend == "cpu" else "xla"
+    return "hybrid" if backend == "cpu" else "xla"
   if impl not in IMPLS:
     raise ValueError(f"config.conv_impl={impl!r} is not one of "
                      f"{['auto', *IMPLS]}.")
@@ -67,6 +73,41 @@ def conv_matmul(x_BxHxWxC, kernel_KxKxCxF, stride: int):
   return patches @ kernel_KxKxCxF.reshape(k * k * c, -1)
 
 
+def _space_to_depth_kernel(kernel_KxKxCxF, stride: int):
+  """Kernel of the stride-1 convolution over space-to-depth blocks."""
+  k, _, c, f = kernel_KxKxCxF.shape
+  nq = -(-k // stride)
+  padded = jnp.pad(kernel_KxKxCxF, ((0, nq * stride - k), (0, nq * stride - k),
+                                    (0, 0), (0, 0)))
+  blocks = padded.reshape(nq, stride, nq, stride, c, f)
+  return blocks.transpose(0, 2, 1, 3, 4, 5).reshape(nq, nq, stride * stride * c,
+                                                    f)
+
+
+def _space_to_depth(x_BxHxWxC, stride: int):
+  b, h, w, c = x_BxHxWxC.shape
+  x = x_BxHxWxC.reshape(b, h // stride, stride, w // stride, stride, c)
+  return x.transpose(0, 1, 3, 2, 4, 5).reshape(b, h // stride, w // stride,
+                                               stride * stride * c)
+
+
+def conv_phased(x_BxHxWxC, kernel_KxKxCxF, stride: int):
+  """'SAME' strided convolution as a stride-1 convolution over space-to-depth
+  blocks of the input; all its gradients are stride-1 convolutions too."""
+  k = kernel_KxKxCxF.shape[0]
+  _, h, w, _ = x_BxHxWxC.shape
+  nq = -(-k // stride)
+  out_h, lo_h, _ = _same_pads(h, k, stride)
+  out_w, lo_w, _ = _same_pads(w, k, stride)
+  size_h, size_w = stride * (out_h + nq - 1), stride * (out_w + nq - 1)
+  x = jnp.pad(x_BxHxWxC, ((0, 0), (lo_h, size_h - h - lo_h),
+                          (lo_w, size_w - w - lo_w), (0, 0)))
+  return jax.lax.conv_general_dilated(
+      _space_to_depth(x, stride), _space_to_depth_kernel(kernel_KxKxCxF,
+                                                          stride),
+      (1, 1), "VALID", dimension_numbers=_DIMS)
+
+
 def _transpose_taps(kernel: int, stride: int):
   """For lax.conv_transpose(..., 'SAME'): per output phase, which input offset
   each kernel tap reads.
@@ -87,28 +128,125 @@ def _transpose_taps(kernel: int, stride: int):
   return offsets, taps
 
 
-def conv_transpose_matmul(x_BxHxWxC, kernel_KxKxCxF, stride: int):
-  """'SAME' transposed convolution, sub-pixel; equals lax.conv_transpose."""
+def _subpixel_kernel(kernel_KxKxCxF, stride: int):
+  """(n, n, C, s*s*F) kernel mapping an n x n input neighbourhood to all s*s
+  output phases; taps a phase does not use are zero."""
   k, _, c, f = kernel_KxKxCxF.shape
-  b, h, w, _ = x_BxHxWxC.shape
   offsets, taps = _transpose_taps(k, stride)
-  lo, hi = max(-offsets[0], 0), max(offsets[-1], 0)
-  x = jnp.pad(x_BxHxWxC, ((0, 0), (lo, hi), (lo, hi), (0, 0)))
-  shifted = [d + lo for d in offsets]
-  patches = _patches(x, shifted, shifted, 1, h, w)
-  # weights[dy, dx, c, ay, ax, f] = kernel[taps[ay, dy], taps[ax, dx], c, f].
   n = len(offsets)
   valid = (taps >= 0).astype(np.float32)
   ty = np.maximum(taps, 0)
+  # w_all[ay, dy, ax, dx, c, f] = kernel[taps[ay, dy], taps[ax, dx], c, f].
   w_all = kernel_KxKxCxF[ty[:, :, None, None], ty[None, None, :, :]]
   mask = valid[:, :, None, None] * valid[None, None, :, :]
   w_all = w_all * jnp.asarray(mask, kernel_KxKxCxF.dtype)[..., None, None]
-  # w_all axes: (ay, dy, ax, dx, c, f) -> (dy, dx, c, ay, ax, f).
-  weights = w_all.transpose(1, 3, 4, 0, 2, 5).reshape(n * n * c,
-                                                       stride * stride * f)
-  y = patches @ weights
-  y = y.reshape(b, h, w, stride, stride, f).transpose(0, 1, 3, 2, 4, 5)
+  weights = w_all.transpose(1, 3, 4, 0, 2, 5).reshape(n, n, c,
+                                                      stride * stride * f)
+  return weights, offsets
+
+
+def _depth_to_space(y_BxHxWxSSF, stride: int):
+  b, h, w, ssf = y_BxHxWxSSF.shape
+  f = ssf // (stride * stride)
+  y = y_BxHxWxSSF.reshape(b, h, w, stride, stride, f).transpose(0, 1, 3, 2, 4,
+                                                                 5)
   return y.reshape(b, h * stride, w * stride, f)
+
+
+def conv_transpose_matmul(x_BxHxWxC, kernel_KxKxCxF, stride: int,
+                          use_xla_conv: bool = False):
+  """'SAME' transposed convolution, sub-pixel; equals lax.conv_transpose.
+
+  The s*s output phases are computed together by one stride-1 "convolution"
+  over the input's n x n neighbourhoods: explicit patches and a matmul, or
+  (use_xla_conv) XLA's stride-1 convolution.
+  """
+  b, h, w, c = x_BxHxWxC.shape
+  weights, offsets = _subpixel_kernel(kernel_KxKxCxF, stride)
+  n = len(offsets)
+  lo, hi = max(-offsets[0], 0), max(offsets[-1], 0)
+  x = jnp.pad(x_BxHxWxC, ((0, 0), (lo, hi), (lo, hi), (0, 0)))
+  if use_xla_conv:
+    y = jax.lax.conv_general_dilated(x, weights, (1, 1), "VALID",
+                                     dimension_numbers=_DIMS)
+  else:
+    shifted = [d + lo for d in offsets]
+    patches = _patches(x, shifted, shifted, 1, h, w)
+    y = patches @ weights.reshape(n * n * c, -1)
+  return _depth_to_space(y, stride)
+
+
+def _conv_xla(x, kernel, stride):
+  return jax.lax.conv_general_dilated(x, kernel, (stride, stride), "SAME",
+                                      dimension_numbers=_DIMS)
+
+
+def _conv_transpose_xla(x, kernel, stride):
+  return jax.lax.conv_transpose(x, kernel, (stride, stride), "SAME",
+                                dimension_numbers=_DIMS)
+
+
+def _conv_transpose_phased(x, kernel, stride):
+  return conv_transpose_matmul(x, kernel, stride, use_xla_conv=True)
+
+
+def _flip_swap(kernel_KxKxIxO):
+  """Spatially flipped kernel with input and output channels swapped; its own
+  inverse. For inputs whose size divides by the stride, the transposed
+  convolution with kernel W is the adjoint of the strided convolution with
+  kernel _flip_swap(W), and the reverse."""
+  return jnp.flip(kernel_KxKxIxO, (0, 1)).transpose(0, 1, 3, 2)
+
+
+def _weight_grad_xla(inputs, cotangent, kernel_shape_dtype, stride):
+  """d<conv(inputs, K), cotangent>/dK with XLA's convolution weight gradient."""
+  (grad,) = jax.linear_transpose(lambda k: _conv_xla(inputs, k, stride),
+                                 kernel_shape_dtype)(cotangent)
+  return grad
+
+
+# "hybrid": every pass of both layers is one of three computations that are
+# fast on CPU (benchmarks/layer_time.py): XLA's strided convolution, XLA's
+# strided-convolution weight gradient, and the sub-pixel transposed
+# convolution. XLA's own transposed convolution (the input gradient of a
+# strided convolution) is about twice as slow, and its weight gradient ten to
+# twenty times.
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv_hybrid(x, kernel, stride):
+  return _conv_xla(x, kernel, stride)
+
+
+def _conv_hybrid_fwd(x, kernel, stride):
+  return _conv_xla(x, kernel, stride), (x, kernel)
+
+
+def _conv_hybrid_bwd(stride, residuals, dy):
+  x, kernel = residuals
+  dx = _conv_transpose_phased(dy, _flip_swap(kernel), stride)
+  return dx, _weight_grad_xla(x, dy, kernel, stride)
+
+
+conv_hybrid.defvjp(_conv_hybrid_fwd, _conv_hybrid_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv_transpose_hybrid(x, kernel, stride):
+  return _conv_transpose_phased(x, kernel, stride)
+
+
+def _conv_transpose_hybrid_fwd(x, kernel, stride):
+  return _conv_transpose_phased(x, kernel, stride), (x, kernel)
+
+
+def _conv_transpose_hybrid_bwd(stride, residuals, dy):
+  x, kernel = residuals
+  flipped = _flip_swap(kernel)
+  dx = _conv_xla(dy, flipped, stride)
+  return dx, _flip_swap(_weight_grad_xla(dy, x, flipped, stride))
+
+
+conv_transpose_hybrid.defvjp(_conv_transpose_hybrid_fwd,
+                             _conv_transpose_hybrid_bwd)
 
 
 class Conv(nn.Module):
@@ -130,6 +268,11 @@ class Conv(nn.Module):
                                               dtype=self.dtype)
     if self.impl == "matmul":
       y = conv_matmul(x, kernel, self.stride)
+    elif self.impl == "phased":
+      y = conv_phased(x, kernel, self.stride)
+    elif self.impl == "hybrid" and x.shape[1] % self.stride == 0 and (
+        x.shape[2] % self.stride == 0):
+      y = conv_hybrid(x, kernel, self.stride)
     else:
       y = jax.lax.conv_general_dilated(
           x, kernel, (self.stride, self.stride), "SAME",
@@ -154,9 +297,37 @@ class ConvTranspose(nn.Module):
     bias = self.param("bias", nn.initializers.zeros, (self.features,))
     x, kernel, bias = nn.dtypes.promote_dtype(x_BxHxWxC, kernel, bias,
                                               dtype=self.dtype)
-    if self.impl == "matmul":
-      y = conv_transpose_matmul(x, kernel, self.stride)
+    if self.impl in ("matmul", "phased"):
+      y = conv_transpose_matmul(x, kernel, self.stride,
+                                use_xla_conv=self.impl == "phased")
+    elif self.impl == "hybrid":
+      y = conv_transpose_hybrid(x, kernel, self.stride)
     else:
       y = jax.lax.conv_transpose(x, kernel, (self.stride, self.stride), "SAME",
                                  dimension_numbers=_DIMS)
     return y + bias.reshape(1, 1, 1, -1)
+
+
+class Dropout(nn.Module):
+  """Inverted dropout drawing 16 random bits per element, not 32.
+
+  `jax.random.bernoulli` spends one 32-bit word per element, and on CPU the
+  generator costs about as much as the discriminator's convolutions (dropout
+  was 14% of the reference step). Splitting each word into two 16-bit
+  uniforms halves that. The keep probability is round((1 - rate) * 2**16) /
+  2**16, within 8e-6 of 1 - rate.
+  """
+  rate: float
+
+  @nn.compact
+  def __call__(self, x, *, deterministic: bool):
+    if deterministic or self.rate == 0.0:
+      return x
+    n = x.size
+    words = jax.random.bits(self.make_rng("dropout"), ((n + 1) // 2,),
+                            jnp.uint32)
+    halves = jax.lax.bitcast_convert_type(words, jnp.uint16).reshape(-1)
+    threshold = min(max(round((1.0 - self.rate) * 2**16), 1), 2**16 - 1)
+    keep = (halves[:n] < threshold).reshape(x.shape)
+    scale = jnp.asarray(2**16 / threshold, x.dtype)
+    return jnp.where(keep, x * scale, jnp.zeros_like(x))

@@ -53,7 +53,7 @@ class Discriminator(nn.Module):
     for features in (64, 128):
       x = layers.Conv(features, impl=self.conv_impl, dtype=self.dtype)(x)
       x = nn.leaky_relu(x, 0.2)
-      x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+      x = layers.Dropout(self.dropout_rate)(x, deterministic=not train)
     x = x.reshape(x.shape[0], -1)
     logits = nn.Dense(1, kernel_init=_glorot, dtype=self.dtype)(x)
     return logits[:, 0].astype(jnp.float32)

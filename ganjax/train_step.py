@@ -173,6 +173,16 @@ def train_step(state: TrainState, images_NxHxW, *, generator, discriminator,
   return new_state, jax.lax.pmean(metrics, AXIS)
 
 
+def resolve_unroll(scan_unroll: int, steps_per_call: int,
+                   backend: str | None = None) -> int:
+  """0 means: unroll fully on CPU, where XLA runs convolutions inside a loop
+  body many times slower than unrolled ones, and not at all elsewhere."""
+  if scan_unroll:
+    return min(scan_unroll, steps_per_call)
+  backend = backend or jax.default_backend()
+  return steps_per_call if backend == "cpu" else 1
+
+
 def train_steps(state, images_NxHxW, *, step_fn, steps_per_call: int,
                 scan_unroll: int):
   """`steps_per_call` steps in one compiled call; metrics are their mean."""
@@ -180,13 +190,14 @@ def train_steps(state, images_NxHxW, *, step_fn, steps_per_call: int,
     return step_fn(state, images_NxHxW)
   state, metrics = jax.lax.scan(lambda s, _: step_fn(s, images_NxHxW), state,
                                 None, length=steps_per_call,
-                                unroll=scan_unroll)
+                                unroll=resolve_unroll(scan_unroll,
+                                                      steps_per_call))
   return state, jax.tree.map(jnp.mean, metrics)
 
 
 def make_train_fn(*, generator, discriminator, g_tx, d_tx, bce, batch_size,
                   num_devices, latent_dim, phase1_bn, steps_per_call,
-                  scan_unroll=1, devices=None):
+                  scan_unroll=0, devices=None):
   """Compiles `steps_per_call` training steps as one pmapped call.
 
   The returned function maps (state, images_DxNxHxW) -> (state, metrics). The

@@ -45,7 +45,7 @@ def test_matches_flax_and_each_other(ours, theirs, shape, features):
 
 
 def test_resolve_impl():
-  assert layers.resolve_impl("auto", "cpu") == "matmul"
+  assert layers.resolve_impl("auto", "cpu") == "hybrid"
   assert layers.resolve_impl("auto", "gpu") == "xla"
   assert layers.resolve_impl("xla") == "xla"
   with pytest.raises(ValueError, match="config.conv_impl='fft'"):

@@ -43,3 +43,21 @@ def test_dropout_only_in_training():
   train_b = discriminator.apply(d_vars, x, train=True,
                                 rngs={"dropout": jax.random.key(3)})
   assert not np.allclose(train_a, train_b)
+
+
+def test_dropout_rate_and_scale():
+  x = jnp.ones((200, 1000))
+  dropout = models.layers.Dropout(0.4)
+  y = dropout.apply({}, x, deterministic=False,
+                    rngs={"dropout": jax.random.key(0)})
+  kept = np.asarray(y != 0)
+  # 200,000 draws: the kept fraction is 0.6 within 5 standard deviations.
+  assert abs(kept.mean() - 0.6) < 5 * np.sqrt(0.6 * 0.4 / kept.size)
+  np.testing.assert_allclose(np.asarray(y)[kept], 2**16 / 39322, rtol=1e-6)
+  other = dropout.apply({}, x, deterministic=False,
+                        rngs={"dropout": jax.random.key(1)})
+  assert not np.array_equal(kept, np.asarray(other != 0))
+  # Neighbouring elements (the two halves of one random word) are independent.
+  flat = kept.reshape(-1, 2)
+  both = (flat[:, 0] & flat[:, 1]).mean()
+  assert abs(both - 0.36) < 5 * np.sqrt(0.36 * 0.64 / flat.shape[0])
