@@ -249,63 +249,53 @@ conv_transpose_hybrid.defvjp(_conv_transpose_hybrid_fwd,
                              _conv_transpose_hybrid_bwd)
 
 
-class Conv(nn.Module):
+class _ConvLayer(nn.Module):
+  """Kernel (K, K, C_in, features) and bias, as flax's Conv/ConvTranspose."""
+  features: int
+  kernel_size: int = 5
+  stride: int = 2
+  impl: str = "xla"
+  dtype: Any = None
+  kernel_init: Any = nn.initializers.xavier_uniform()
+
+  def apply_kernel(self, x, kernel):
+    raise NotImplementedError
+
+  @nn.compact
+  def __call__(self, x_BxHxWxC):
+    k = self.kernel_size
+    kernel = self.param("kernel", self.kernel_init,
+                        (k, k, x_BxHxWxC.shape[-1], self.features))
+    bias = self.param("bias", nn.initializers.zeros, (self.features,))
+    x, kernel, bias = nn.dtypes.promote_dtype(x_BxHxWxC, kernel, bias,
+                                              dtype=self.dtype)
+    return self.apply_kernel(x, kernel) + bias.reshape(1, 1, 1, -1)
+
+
+class Conv(_ConvLayer):
   """2-D convolution, 'SAME' padding; parameters as flax.linen.Conv."""
-  features: int
-  kernel_size: int = 5
-  stride: int = 2
-  impl: str = "xla"
-  dtype: Any = None
-  kernel_init: Any = nn.initializers.xavier_uniform()
 
-  @nn.compact
-  def __call__(self, x_BxHxWxC):
-    k = self.kernel_size
-    kernel = self.param("kernel", self.kernel_init,
-                        (k, k, x_BxHxWxC.shape[-1], self.features))
-    bias = self.param("bias", nn.initializers.zeros, (self.features,))
-    x, kernel, bias = nn.dtypes.promote_dtype(x_BxHxWxC, kernel, bias,
-                                              dtype=self.dtype)
+  def apply_kernel(self, x, kernel):
+    divisible = x.shape[1] % self.stride == 0 and x.shape[2] % self.stride == 0
     if self.impl == "matmul":
-      y = conv_matmul(x, kernel, self.stride)
-    elif self.impl == "phased":
-      y = conv_phased(x, kernel, self.stride)
-    elif self.impl == "hybrid" and x.shape[1] % self.stride == 0 and (
-        x.shape[2] % self.stride == 0):
-      y = conv_hybrid(x, kernel, self.stride)
-    else:
-      y = jax.lax.conv_general_dilated(
-          x, kernel, (self.stride, self.stride), "SAME",
-          dimension_numbers=_DIMS)
-    return y + bias.reshape(1, 1, 1, -1)
+      return conv_matmul(x, kernel, self.stride)
+    if self.impl == "phased":
+      return conv_phased(x, kernel, self.stride)
+    if self.impl == "hybrid" and divisible:  # its adjoint identity needs this
+      return conv_hybrid(x, kernel, self.stride)
+    return _conv_xla(x, kernel, self.stride)
 
 
-class ConvTranspose(nn.Module):
+class ConvTranspose(_ConvLayer):
   """2-D transposed convolution, 'SAME'; parameters as flax.linen.ConvTranspose."""
-  features: int
-  kernel_size: int = 5
-  stride: int = 2
-  impl: str = "xla"
-  dtype: Any = None
-  kernel_init: Any = nn.initializers.xavier_uniform()
 
-  @nn.compact
-  def __call__(self, x_BxHxWxC):
-    k = self.kernel_size
-    kernel = self.param("kernel", self.kernel_init,
-                        (k, k, x_BxHxWxC.shape[-1], self.features))
-    bias = self.param("bias", nn.initializers.zeros, (self.features,))
-    x, kernel, bias = nn.dtypes.promote_dtype(x_BxHxWxC, kernel, bias,
-                                              dtype=self.dtype)
+  def apply_kernel(self, x, kernel):
     if self.impl in ("matmul", "phased"):
-      y = conv_transpose_matmul(x, kernel, self.stride,
-                                use_xla_conv=self.impl == "phased")
-    elif self.impl == "hybrid":
-      y = conv_transpose_hybrid(x, kernel, self.stride)
-    else:
-      y = jax.lax.conv_transpose(x, kernel, (self.stride, self.stride), "SAME",
-                                 dimension_numbers=_DIMS)
-    return y + bias.reshape(1, 1, 1, -1)
+      return conv_transpose_matmul(x, kernel, self.stride,
+                                   use_xla_conv=self.impl == "phased")
+    if self.impl == "hybrid":
+      return conv_transpose_hybrid(x, kernel, self.stride)
+    return _conv_transpose_xla(x, kernel, self.stride)
 
 
 class Dropout(nn.Module):

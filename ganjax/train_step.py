@@ -83,6 +83,12 @@ def _device_slice(x, batch_per_device, device):
                                       batch_per_device)
 
 
+def _update(tx, grads, opt_state, params):
+  """Averages the gradients over devices and applies one optimizer step."""
+  updates, opt_state = tx.update(jax.lax.pmean(grads, AXIS), opt_state, params)
+  return optax.apply_updates(params, updates), opt_state
+
+
 def train_step(state: TrainState, images_NxHxW, *, generator, discriminator,
                g_tx, d_tx, bce: Callable, batch_size: int, num_devices: int,
                latent_dim: int, phase1_bn: str):
@@ -139,10 +145,8 @@ def train_step(state: TrainState, images_NxHxW, *, generator, discriminator,
 
   (d_loss, d_logits), d_grads = jax.value_and_grad(
       d_loss_fn, has_aux=True)(state.d_params)
-  d_grads = jax.lax.pmean(d_grads, AXIS)
-  d_updates, d_opt_state = d_tx.update(d_grads, state.d_opt_state,
-                                       state.d_params)
-  d_params = optax.apply_updates(state.d_params, d_updates)
+  d_params, d_opt_state = _update(d_tx, d_grads, state.d_opt_state,
+                                  state.d_params)
 
   # Phase 2: the generator, against the updated and frozen discriminator.
   frozen_d_params = jax.lax.stop_gradient(d_params)
@@ -158,10 +162,8 @@ def train_step(state: TrainState, images_NxHxW, *, generator, discriminator,
 
   (g_loss, g_batch_stats), g_grads = jax.value_and_grad(
       g_loss_fn, has_aux=True)(state.g_params)
-  g_grads = jax.lax.pmean(g_grads, AXIS)
-  g_updates, g_opt_state = g_tx.update(g_grads, state.g_opt_state,
-                                       state.g_params)
-  g_params = optax.apply_updates(state.g_params, g_updates)
+  g_params, g_opt_state = _update(g_tx, g_grads, state.g_opt_state,
+                                  state.g_params)
 
   probs = jax.nn.sigmoid(d_logits)
   metrics = {"d_loss": d_loss, "g_loss": g_loss,
