@@ -88,8 +88,9 @@ def ganjax_row(images, batch, steps_per_call, dtype, impl, num_devices,
   init, noise, data = jax.random.split(jax.random.key(0), 3)
   state = train_step.replicate_state(train_step.init_state(
       generator=generator, discriminator=discriminator, g_tx=g_tx, d_tx=d_tx,
-      latent_dim=config.latent_dim, image_shape=(28, 28, 1), init_key=init,
-      noise_key=noise, data_key=data), devices)
+      latent_dim=config.latent_dim, image_shape=(28, 28, 1),
+      num_examples=images.shape[0], init_key=init, noise_key=noise,
+      data_key=data), devices)
   train_fn = train_step.make_train_fn(
       generator=generator, discriminator=discriminator, g_tx=g_tx, d_tx=d_tx,
       bce=losses.get_bce(config.bce), batch_size=batch,

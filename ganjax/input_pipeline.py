@@ -146,6 +146,12 @@ def load_tfds(name: str, split: str, data_dir: Optional[str]):
 
 
 def tfds_available(name: str, data_dir: Optional[str]) -> bool:
+  """Whether a prepared TFDS copy exists (checked without importing TFDS when
+  its directory is absent)."""
+  root = data_dir or os.environ.get("TFDS_DATA_DIR") or os.path.expanduser(
+      "~/tensorflow_datasets")
+  if not os.path.isdir(os.path.join(root, name)):
+    return False
   try:
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   except ImportError:

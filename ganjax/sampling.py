@@ -9,6 +9,7 @@ import numpy as np
 
 from ganjax import checkpointing
 from ganjax import images as images_lib
+from ganjax import input_pipeline
 from ganjax import models
 from ganjax import optimizers
 from ganjax import train_step
@@ -36,6 +37,7 @@ def restore_generator(workdir: str, step=None):
   template = jax.eval_shape(lambda: train_step.init_state(
       generator=generator, discriminator=discriminator, g_tx=g_tx, d_tx=d_tx,
       latent_dim=config.latent_dim, image_shape=(28, 28, 1),
+      num_examples=input_pipeline.get_spec(config.dataset).sizes["train"],
       init_key=jax.random.key(0), noise_key=jax.random.key(0),
       data_key=jax.random.key(0)))
   state = checkpointer.restore(step, template, config)

@@ -150,7 +150,7 @@ class _Run:
         generator=generator, discriminator=discriminator, g_tx=g_tx,
         d_tx=d_tx, latent_dim=config.latent_dim,
         image_shape=input_pipeline.get_spec(config.dataset).image_shape,
-        init_key=self.keys["init"], noise_key=self.keys["noise"],
+        num_examples=self.num_examples, init_key=self.keys["init"], noise_key=self.keys["noise"],
         data_key=self.keys["data"])
     self.train_fn = train_step.make_train_fn(
         generator=generator, discriminator=discriminator, g_tx=g_tx,

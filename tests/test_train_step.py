@@ -19,8 +19,8 @@ def _build(config, num_devices, bce=None):
   init, noise, data = jax.random.split(jax.random.key(config.seed), 3)
   state = train_step.init_state(
       generator=generator, discriminator=discriminator, g_tx=g_tx, d_tx=d_tx,
-      latent_dim=config.latent_dim, image_shape=(28, 28, 1), init_key=init,
-      noise_key=noise, data_key=data)
+      latent_dim=config.latent_dim, image_shape=(28, 28, 1),
+      num_examples=60000, init_key=init, noise_key=noise, data_key=data)
   train_fn = train_step.make_train_fn(
       generator=generator, discriminator=discriminator, g_tx=g_tx, d_tx=d_tx,
       bce=bce or losses.get_bce(config.bce), batch_size=config.batch_size,
@@ -32,9 +32,15 @@ def _build(config, num_devices, bce=None):
 
 def test_batch_indices_are_a_permutation_per_epoch():
   key = jax.random.key(0)
-  seen = [np.asarray(train_step.batch_indices(key, jnp.int32(s),
-                                              num_examples=10, batch_size=3))
-          for s in range(6)]  # 3 steps per epoch, one example dropped
+  perm, seen = jnp.zeros(10, jnp.int32), []
+  for step in range(6):  # 3 steps per epoch, one example dropped
+    perm = train_step.current_permutation(perm, key, jnp.int32(step),
+                                          batch_size=3)
+    seen.append(np.asarray(train_step.batch_indices(perm, jnp.int32(step),
+                                                    batch_size=3)))
+  np.testing.assert_array_equal(
+      np.concatenate(seen[:3]),
+      train_step.epoch_permutation(key, 0, 10)[:9])
   for epoch in (seen[:3], seen[3:]):
     flat = np.concatenate(epoch)
     assert len(set(flat.tolist())) == 9 and flat.max() < 10
