@@ -17,6 +17,14 @@ import orbax.checkpoint as ocp
 from ganjax import configs
 
 
+def state_layout(state) -> list:
+  """'path/to/leaf shape dtype' for every array of a state, sorted."""
+  flat = jax.tree_util.tree_leaves_with_path(
+      flax.serialization.to_state_dict(state))
+  return sorted(f"{jax.tree_util.keystr(path)} {tuple(leaf.shape)} "
+                f"{leaf.dtype}" for path, leaf in flat)
+
+
 class CheckpointError(RuntimeError):
   """A checkpoint cannot be used: corrupt, or made by another config."""
 
@@ -40,6 +48,7 @@ class Checkpointer:
   def save(self, step: int, state, meta: dict) -> None:
     """Starts an asynchronous save; arrays are copied off the device before
     this returns, so `state` may be donated to the next step right away."""
+    meta = {**meta, "state_layout": state_layout(state)}
     self._manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(flax.serialization.to_state_dict(state)),
         meta=ocp.args.JsonSave(meta)))
@@ -74,6 +83,15 @@ class Checkpointer:
           f"Checkpoint {path} was made by an incompatible config; these "
           f"fields differ (saved -> now): {'; '.join(diffs)}. Use the saved "
           "values to resume, or a new --workdir for the new config.")
+    saved_layout = meta.get("state_layout")
+    if saved_layout is not None and saved_layout != state_layout(template):
+      missing = sorted(set(state_layout(template)) - set(saved_layout))
+      extra = sorted(set(saved_layout) - set(state_layout(template)))
+      raise CheckpointError(
+          f"Checkpoint {path} holds a training state of another layout "
+          f"(written by ganjax {meta.get('ganjax')}); missing: {missing}, "
+          f"unexpected: {extra}. Resume it with that ganjax version, or "
+          "start in a new --workdir.")
     target = flax.serialization.to_state_dict(template)
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
     try:
@@ -81,9 +99,10 @@ class Checkpointer:
           state=ocp.args.StandardRestore(abstract)))["state"]
     except Exception as e:  # orbax raises many types for damaged files
       raise CheckpointError(
-          f"Checkpoint {path} is corrupt or incomplete ({type(e).__name__}: "
-          f"{e}). Move that directory aside to resume from the previous "
-          "checkpoint, or start in a new --workdir.") from e
+          f"Checkpoint {path} is corrupt or incomplete, or was written by "
+          f"another version of ganjax ({type(e).__name__}: {e}). Move that "
+          "directory aside to resume from the previous checkpoint, or start "
+          "in a new --workdir.") from e
     return flax.serialization.from_state_dict(template, restored)
 
   def close(self):

@@ -150,3 +150,18 @@ def test_missing_dataset_says_how_to_get_it(tmp_path):
                      match=r"missing file .*train-images-idx3-ubyte.*"
                      r"apt-get install dataset-fashion-mnist"):
     trainer.train_and_evaluate(config, str(tmp_path / "run"))
+
+
+def test_checkpoint_of_another_state_layout_is_named(smoke_run, tmp_path):
+  workdir = str(tmp_path / "copy")
+  shutil.copytree(smoke_run[0], workdir)
+  meta_path = os.path.join(workdir, "checkpoints", "8", "meta", "metadata")
+  with open(meta_path, encoding="utf-8") as f:
+    meta = json.load(f)
+  meta["state_layout"] = [x for x in meta["state_layout"]
+                          if not x.startswith("['perm']")]
+  with open(meta_path, "w", encoding="utf-8") as f:
+    json.dump(meta, f)
+  with pytest.raises(checkpointing.CheckpointError,
+                     match=r"another layout.*missing: \[\"\['perm'\]"):
+    trainer.train_and_evaluate(smoke_config(num_steps=12), workdir)
