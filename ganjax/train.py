@@ -6,6 +6,7 @@
 """
 
 import logging as std_logging
+import sys
 
 from absl import app
 from absl import flags
@@ -32,6 +33,9 @@ def main(argv):
       lambda r: r.levelno >= std_logging.WARNING or "/orbax/" not in r.pathname)
   try:
     trainer.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  except trainer.Preempted as e:
+    logging.warning("%s", e)
+    sys.exit(128 + e.signum)  # the shell's convention for a signal
   except trainer.USER_ERRORS as e:  # a bad input: say what, not where
     raise SystemExit(f"ganjax.train: error: {e}") from e
 

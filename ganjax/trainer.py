@@ -6,8 +6,10 @@ The command line (`ganjax.train`), the tests and the benchmarks all call this.
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
+import threading
 import time
 
 from absl import logging
@@ -36,6 +38,42 @@ class TrainingDivergedError(FloatingPointError):
 # diverged run; the command line prints their message without a traceback.
 USER_ERRORS = (ValueError, input_pipeline.DatasetError,
                checkpointing.CheckpointError, TrainingDivergedError)
+
+
+class Preempted(Exception):
+  """SIGTERM or SIGINT arrived; a checkpoint of the current step was saved."""
+
+  def __init__(self, signum, step, workdir):
+    self.signum, self.step = signum, step
+    super().__init__(
+        f"Stopped by {signal.Signals(signum).name} at step {step}; saved "
+        f"{workdir}/checkpoints/{step}. Run the same command to resume.")
+
+
+class _StopSignals:
+  """Turns SIGTERM/SIGINT into a flag that the loop checks after each call.
+
+  A second SIGINT interrupts at once. Installed only in the main thread; the
+  previous handlers come back on exit.
+  """
+
+  def __init__(self):
+    self.signum, self._previous = None, {}
+
+  def _handle(self, signum, frame):
+    if signum == signal.SIGINT and self.signum == signal.SIGINT:
+      raise KeyboardInterrupt
+    self.signum = signum
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      for signum in (signal.SIGTERM, signal.SIGINT):
+        self._previous[signum] = signal.signal(signum, self._handle)
+    return self
+
+  def __exit__(self, *exc_info):
+    for signum, handler in self._previous.items():
+      signal.signal(signum, handler)
 
 
 def make_keys(seed: int) -> dict:
@@ -230,24 +268,28 @@ def _loop(run, state, start, checkpointer, writer):
                  scalars["d_real"], scalars["d_fake"], scalars["steps_per_s"],
                  time.strftime("%H:%M:%S", time.gmtime(eta)))
 
-  while step < config.num_steps:
-    state, metrics = run.train_fn(state, run.data)  # state is donated
-    step += config.steps_per_call
-    if pending is not None:  # read the previous call's metrics only now
-      report(*pending)
-      pending = None
-    done = step == config.num_steps
-    if step % config.checkpoint_every == 0 or done:
-      if step % config.log_every == 0:
-        report(step, metrics)
-      else:
-        _check_finite(step, {k: float(v) for k, v in metrics.items()})
-      _check_finite(step, {}, state)
-      checkpointer.save(step, state, run.meta())
-    elif step % config.log_every == 0:
-      pending = (step, metrics)
-    if step % config.sample_every == 0:
-      run.write_grid(state, f"step_{step:07d}.png")
+  with _StopSignals() as stop:
+    while step < config.num_steps:
+      state, metrics = run.train_fn(state, run.data)  # state is donated
+      step += config.steps_per_call
+      if pending is not None:  # read the previous call's metrics only now
+        report(*pending)
+        pending = None
+      done = step == config.num_steps
+      checkpoint = step % config.checkpoint_every == 0 or done
+      if checkpoint or stop.signum is not None:
+        if step % config.log_every == 0:
+          report(step, metrics)
+        else:
+          _check_finite(step, {k: float(v) for k, v in metrics.items()})
+        _check_finite(step, {}, state)
+        checkpointer.save(step, state, run.meta())
+      elif step % config.log_every == 0:
+        pending = (step, metrics)
+      if step % config.sample_every == 0:
+        run.write_grid(state, f"step_{step:07d}.png")
+      if stop.signum is not None and not done:
+        raise Preempted(stop.signum, step, run.workdir)
   if pending is not None:
     report(*pending)
   logging.info("Finished %d steps in %.1f s", step - start,
