@@ -31,7 +31,7 @@ def get_config(arg=None):
   config.latent_dim = 32
   config.d_dropout = 0.4
   # Convolutions: "auto" (hybrid on CPU, xla elsewhere), "xla", "matmul",
-  # "phased", "hybrid"; all compute the same function (see ganjax/layers.py).
+  # "hybrid"; all compute the same function (see ganjax/layers.py).
   config.conv_impl = "auto"
   config.compute_dtype = "float32"  # "float32" or "bfloat16" (params stay f32)
 

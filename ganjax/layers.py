@@ -1,4 +1,4 @@
-"""Convolutions with two interchangeable implementations.
+"""Convolutions with interchangeable implementations.
 
 `Conv` and `ConvTranspose` hold exactly the parameters of `flax.linen.Conv` and
 `flax.linen.ConvTranspose` (kernel HWIO, bias) and compute the same function
@@ -10,9 +10,6 @@
   transposed convolution is done sub-pixel: each of the s*s output phases is an
   ordinary convolution of the input with a subset of the kernel taps, so no
   FLOPs are spent on the zeros of a dilated input.
-
-- "phased": both as stride-1 XLA convolutions over phase-decomposed inputs
-  (space-to-depth for the strided convolution, sub-pixel for the transposed).
 - "hybrid": each pass (forward, input gradient, weight gradient) of each layer
   done by whichever of three computations is fast on CPU (see
   `conv_hybrid`); a custom VJP ties them together.
@@ -21,7 +18,6 @@
 timings: `python benchmarks/layer_time.py`.
 """
 
-import functools
 from typing import Any
 
 import flax.linen as nn
@@ -29,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-IMPLS = ("xla", "matmul", "phased", "hybrid")
+IMPLS = ("xla", "matmul", "hybrid")
 _DIMS = ("NHWC", "HWIO", "NHWC")
 
 
@@ -71,41 +67,6 @@ def conv_matmul(x_BxHxWxC, kernel_KxKxCxF, stride: int):
   x = jnp.pad(x_BxHxWxC, ((0, 0), (lo_h, hi_h), (lo_w, hi_w), (0, 0)))
   patches = _patches(x, range(k), range(k), stride, out_h, out_w)
   return patches @ kernel_KxKxCxF.reshape(k * k * c, -1)
-
-
-def _space_to_depth_kernel(kernel_KxKxCxF, stride: int):
-  """Kernel of the stride-1 convolution over space-to-depth blocks."""
-  k, _, c, f = kernel_KxKxCxF.shape
-  nq = -(-k // stride)
-  padded = jnp.pad(kernel_KxKxCxF, ((0, nq * stride - k), (0, nq * stride - k),
-                                    (0, 0), (0, 0)))
-  blocks = padded.reshape(nq, stride, nq, stride, c, f)
-  return blocks.transpose(0, 2, 1, 3, 4, 5).reshape(nq, nq, stride * stride * c,
-                                                    f)
-
-
-def _space_to_depth(x_BxHxWxC, stride: int):
-  b, h, w, c = x_BxHxWxC.shape
-  x = x_BxHxWxC.reshape(b, h // stride, stride, w // stride, stride, c)
-  return x.transpose(0, 1, 3, 2, 4, 5).reshape(b, h // stride, w // stride,
-                                               stride * stride * c)
-
-
-def conv_phased(x_BxHxWxC, kernel_KxKxCxF, stride: int):
-  """'SAME' strided convolution as a stride-1 convolution over space-to-depth
-  blocks of the input; all its gradients are stride-1 convolutions too."""
-  k = kernel_KxKxCxF.shape[0]
-  _, h, w, _ = x_BxHxWxC.shape
-  nq = -(-k // stride)
-  out_h, lo_h, _ = _same_pads(h, k, stride)
-  out_w, lo_w, _ = _same_pads(w, k, stride)
-  size_h, size_w = stride * (out_h + nq - 1), stride * (out_w + nq - 1)
-  x = jnp.pad(x_BxHxWxC, ((0, 0), (lo_h, size_h - h - lo_h),
-                          (lo_w, size_w - w - lo_w), (0, 0)))
-  return jax.lax.conv_general_dilated(
-      _space_to_depth(x, stride), _space_to_depth_kernel(kernel_KxKxCxF,
-                                                          stride),
-      (1, 1), "VALID", dimension_numbers=_DIMS)
 
 
 def _transpose_taps(kernel: int, stride: int):
@@ -211,31 +172,19 @@ def _weight_grad_xla(inputs, cotangent, kernel_shape_dtype, stride):
 # convolution. XLA's own transposed convolution (the input gradient of a
 # strided convolution) is about twice as slow, and its weight gradient ten to
 # twenty times.
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def conv_hybrid(x, kernel, stride):
-  return _conv_xla(x, kernel, stride)
-
-
-def _conv_hybrid_fwd(x, kernel, stride):
-  return _conv_xla(x, kernel, stride), (x, kernel)
+def _custom_vjp(forward, backward):
+  """`forward(x, kernel, stride)` whose gradient is `backward(stride, (x,
+  kernel), dy) -> (dx, dkernel)` instead of forward's own."""
+  op = jax.custom_vjp(forward, nondiff_argnums=(2,))
+  op.defvjp(lambda x, kernel, stride: (forward(x, kernel, stride),
+                                       (x, kernel)), backward)
+  return op
 
 
 def _conv_hybrid_bwd(stride, residuals, dy):
   x, kernel = residuals
   dx = _conv_transpose_phased(dy, _flip_swap(kernel), stride)
   return dx, _weight_grad_xla(x, dy, kernel, stride)
-
-
-conv_hybrid.defvjp(_conv_hybrid_fwd, _conv_hybrid_bwd)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def conv_transpose_hybrid(x, kernel, stride):
-  return _conv_transpose_phased(x, kernel, stride)
-
-
-def _conv_transpose_hybrid_fwd(x, kernel, stride):
-  return _conv_transpose_phased(x, kernel, stride), (x, kernel)
 
 
 def _conv_transpose_hybrid_bwd(stride, residuals, dy):
@@ -245,8 +194,9 @@ def _conv_transpose_hybrid_bwd(stride, residuals, dy):
   return dx, _flip_swap(_weight_grad_xla(dy, x, flipped, stride))
 
 
-conv_transpose_hybrid.defvjp(_conv_transpose_hybrid_fwd,
-                             _conv_transpose_hybrid_bwd)
+conv_hybrid = _custom_vjp(_conv_xla, _conv_hybrid_bwd)
+conv_transpose_hybrid = _custom_vjp(_conv_transpose_phased,
+                                    _conv_transpose_hybrid_bwd)
 
 
 class _ConvLayer(nn.Module):
@@ -276,11 +226,9 @@ class Conv(_ConvLayer):
   """2-D convolution, 'SAME' padding; parameters as flax.linen.Conv."""
 
   def apply_kernel(self, x, kernel):
-    divisible = x.shape[1] % self.stride == 0 and x.shape[2] % self.stride == 0
     if self.impl == "matmul":
       return conv_matmul(x, kernel, self.stride)
-    if self.impl == "phased":
-      return conv_phased(x, kernel, self.stride)
+    divisible = x.shape[1] % self.stride == 0 and x.shape[2] % self.stride == 0
     if self.impl == "hybrid" and divisible:  # its adjoint identity needs this
       return conv_hybrid(x, kernel, self.stride)
     return _conv_xla(x, kernel, self.stride)
@@ -290,9 +238,8 @@ class ConvTranspose(_ConvLayer):
   """2-D transposed convolution, 'SAME'; parameters as flax.linen.ConvTranspose."""
 
   def apply_kernel(self, x, kernel):
-    if self.impl in ("matmul", "phased"):
-      return conv_transpose_matmul(x, kernel, self.stride,
-                                   use_xla_conv=self.impl == "phased")
+    if self.impl == "matmul":
+      return conv_transpose_matmul(x, kernel, self.stride)
     if self.impl == "hybrid":
       return conv_transpose_hybrid(x, kernel, self.stride)
     return _conv_transpose_xla(x, kernel, self.stride)
