@@ -31,10 +31,8 @@ from experiments import fashion  # pylint: disable=g-import-not-at-top,wrong-imp
 from ganjax import flops  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import layers  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import input_pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
-from ganjax import losses  # pylint: disable=g-import-not-at-top,wrong-import-position
-from ganjax import models  # pylint: disable=g-import-not-at-top,wrong-import-position
-from ganjax import optimizers  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import train_step  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ganjax import trainer  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def _ints(text):
@@ -81,22 +79,11 @@ def ganjax_row(images, batch, steps_per_call, dtype, impl, num_devices,
                repeats, scan_unroll=0):
   config = fashion.get_config()
   config.update(batch_size=batch, steps_per_call=steps_per_call,
-                compute_dtype=dtype, conv_impl=impl)
+                compute_dtype=dtype, conv_impl=impl, scan_unroll=scan_unroll)
   devices = jax.local_devices()[:num_devices]
-  generator, discriminator = models.make_models(config, train_step.AXIS)
-  g_tx, d_tx = optimizers.make_optimizers(config)
-  init, noise, data = jax.random.split(jax.random.key(0), 3)
-  state = train_step.replicate_state(train_step.init_state(
-      generator=generator, discriminator=discriminator, g_tx=g_tx, d_tx=d_tx,
-      latent_dim=config.latent_dim, image_shape=(28, 28, 1),
-      num_examples=images.shape[0], init_key=init, noise_key=noise,
-      data_key=data), devices)
-  train_fn = train_step.make_train_fn(
-      generator=generator, discriminator=discriminator, g_tx=g_tx, d_tx=d_tx,
-      bce=losses.get_bce(config.bce), batch_size=batch,
-      num_devices=num_devices, latent_dim=config.latent_dim,
-      phase1_bn=config.phase1_bn, steps_per_call=steps_per_call,
-      scan_unroll=scan_unroll, devices=devices)
+  state = train_step.replicate_state(trainer.initial_state(
+      config, trainer.make_keys(0), images.shape[0]), devices)
+  train_fn = trainer.compile_train_fn(config, devices)
   data_on_device = train_step.replicate_data(images, devices)
   holder = {"state": state}
 

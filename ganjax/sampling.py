@@ -11,8 +11,7 @@ from ganjax import checkpointing
 from ganjax import images as images_lib
 from ganjax import input_pipeline
 from ganjax import models
-from ganjax import optimizers
-from ganjax import train_step
+from ganjax import trainer
 
 
 def load_run_config(workdir: str) -> ml_collections.ConfigDict:
@@ -32,14 +31,9 @@ def restore_generator(workdir: str, step=None):
   step = checkpointer.latest_step() if step is None else step
   if step is None:
     raise FileNotFoundError(f"No checkpoint in {workdir}/checkpoints.")
-  generator, discriminator = models.make_models(config, train_step.AXIS)
-  g_tx, d_tx = optimizers.make_optimizers(config)
-  template = jax.eval_shape(lambda: train_step.init_state(
-      generator=generator, discriminator=discriminator, g_tx=g_tx, d_tx=d_tx,
-      latent_dim=config.latent_dim, image_shape=(28, 28, 1),
-      num_examples=input_pipeline.get_spec(config.dataset).sizes["train"],
-      init_key=jax.random.key(0), noise_key=jax.random.key(0),
-      data_key=jax.random.key(0)))
+  template = jax.eval_shape(lambda: trainer.initial_state(
+      config, trainer.make_keys(0),
+      input_pipeline.get_spec(config.dataset).sizes["train"]))
   state = checkpointer.restore(step, template, config)
   checkpointer.close()
   sampler, _ = models.make_models(config, axis_name=None)

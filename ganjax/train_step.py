@@ -218,8 +218,8 @@ def train_steps(state, images_NxHxW, *, step_fn, steps_per_call: int,
 
 
 def make_train_fn(*, generator, discriminator, g_tx, d_tx, bce, batch_size,
-                  num_devices, latent_dim, phase1_bn, steps_per_call,
-                  scan_unroll=0, devices=None):
+                  latent_dim, phase1_bn, steps_per_call, devices,
+                  scan_unroll=0):
   """Compiles `steps_per_call` training steps as one pmapped call.
 
   The returned function maps (state, images_DxNxHxW) -> (state, metrics). The
@@ -229,7 +229,7 @@ def make_train_fn(*, generator, discriminator, g_tx, d_tx, bce, batch_size,
   """
   step_fn = functools.partial(
       train_step, generator=generator, discriminator=discriminator, g_tx=g_tx,
-      d_tx=d_tx, bce=bce, batch_size=batch_size, num_devices=num_devices,
+      d_tx=d_tx, bce=bce, batch_size=batch_size, num_devices=len(devices),
       latent_dim=latent_dim, phase1_bn=phase1_bn)
   multi = functools.partial(train_steps, step_fn=step_fn,
                             steps_per_call=steps_per_call,

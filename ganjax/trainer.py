@@ -82,6 +82,31 @@ def make_keys(seed: int) -> dict:
   return {"init": init, "noise": noise, "data": data, "sample": sample}
 
 
+def initial_state(config, keys, num_examples: int):
+  """The state at step 0, drawn from `keys` "init", "noise" and "data"."""
+  generator, discriminator = models.make_models(config, train_step.AXIS)
+  g_tx, d_tx = optimizers.make_optimizers(config)
+  return train_step.init_state(
+      generator=generator, discriminator=discriminator, g_tx=g_tx, d_tx=d_tx,
+      latent_dim=config.latent_dim,
+      image_shape=input_pipeline.get_spec(config.dataset).image_shape,
+      num_examples=num_examples, init_key=keys["init"],
+      noise_key=keys["noise"], data_key=keys["data"])
+
+
+def compile_train_fn(config, devices, bce=None):
+  """The pmapped call of `config.steps_per_call` steps over `devices`; `bce`
+  overrides the config's loss (the tests count its traces with it)."""
+  generator, discriminator = models.make_models(config, train_step.AXIS)
+  g_tx, d_tx = optimizers.make_optimizers(config)
+  return train_step.make_train_fn(
+      generator=generator, discriminator=discriminator, g_tx=g_tx, d_tx=d_tx,
+      bce=bce or losses.get_bce(config.bce), batch_size=config.batch_size,
+      latent_dim=config.latent_dim, phase1_bn=config.phase1_bn,
+      steps_per_call=config.steps_per_call, scan_unroll=config.scan_unroll,
+      devices=devices)
+
+
 def prepare_workdir(workdir: str, config) -> None:
   """Creates `workdir`, checks it is writable and holds no other run."""
   try:
@@ -181,22 +206,10 @@ class _Run:
         tfds_data_dir=config.tfds_data_dir or None)
     self.data = train_step.replicate_data(images, self.devices)
     self.num_examples = images.shape[0]
-    generator, discriminator = models.make_models(config, train_step.AXIS)
     self.sampler, _ = models.make_models(config, axis_name=None)
-    g_tx, d_tx = optimizers.make_optimizers(config)
-    self.init_state = lambda: train_step.init_state(
-        generator=generator, discriminator=discriminator, g_tx=g_tx,
-        d_tx=d_tx, latent_dim=config.latent_dim,
-        image_shape=input_pipeline.get_spec(config.dataset).image_shape,
-        num_examples=self.num_examples, init_key=self.keys["init"], noise_key=self.keys["noise"],
-        data_key=self.keys["data"])
-    self.train_fn = train_step.make_train_fn(
-        generator=generator, discriminator=discriminator, g_tx=g_tx,
-        d_tx=d_tx, bce=losses.get_bce(config.bce),
-        batch_size=config.batch_size, num_devices=len(self.devices),
-        latent_dim=config.latent_dim, phase1_bn=config.phase1_bn,
-        steps_per_call=config.steps_per_call,
-        scan_unroll=config.scan_unroll, devices=self.devices)
+    self.init_state = lambda: initial_state(config, self.keys,
+                                            self.num_examples)
+    self.train_fn = compile_train_fn(config, self.devices)
     self.fixed_z = jax.random.normal(
         self.keys["sample"], (config.num_sample_images, config.latent_dim))
     self.generate = jax.jit(

@@ -3,30 +3,20 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from ganjax import losses
-from ganjax import models
-from ganjax import optimizers
 from ganjax import train_step
+from ganjax import trainer
 from tests.conftest import smoke_config
 
 
 def _build(config, num_devices, bce=None):
   devices = jax.local_devices()[:num_devices]
-  generator, discriminator = models.make_models(config, train_step.AXIS)
-  g_tx, d_tx = optimizers.make_optimizers(config)
-  init, noise, data = jax.random.split(jax.random.key(config.seed), 3)
-  state = train_step.init_state(
-      generator=generator, discriminator=discriminator, g_tx=g_tx, d_tx=d_tx,
-      latent_dim=config.latent_dim, image_shape=(28, 28, 1),
-      num_examples=60000, init_key=init, noise_key=noise, data_key=data)
-  train_fn = train_step.make_train_fn(
-      generator=generator, discriminator=discriminator, g_tx=g_tx, d_tx=d_tx,
-      bce=bce or losses.get_bce(config.bce), batch_size=config.batch_size,
-      num_devices=num_devices, latent_dim=config.latent_dim,
-      phase1_bn=config.phase1_bn, steps_per_call=config.steps_per_call,
-      devices=devices)
+  # The golden values below were recorded with these three streams.
+  keys = dict(zip(("init", "noise", "data"),
+                  jax.random.split(jax.random.key(config.seed), 3)))
+  state = trainer.initial_state(config, keys, 60000)
+  train_fn = trainer.compile_train_fn(config, devices, bce=bce)
   return train_step.replicate_state(state, devices), train_fn, devices
 
 
