@@ -64,6 +64,14 @@ def get_config(arg=None):
   config.keep_checkpoints = 3  # newest checkpoints kept
   config.num_sample_images = 64  # fixed noise batch for the grids
 
+  # Evaluation (see ganjax/metrics.py): every eval_every steps (0 = never),
+  # FID, KID, precision/recall... of eval_num_samples samples drawn with noise
+  # seed eval_seed, against the test split. The best checkpoint by FID is kept
+  # in checkpoints_best/.
+  config.eval_every = 1000
+  config.eval_num_samples = 10_000
+  config.eval_seed = 0
+
   for variant in (arg or "").split(","):
     if variant == "keras":
       config.phase1_bn = "inference"
@@ -78,6 +86,8 @@ def get_config(arg=None):
       config.sample_every = 4
       config.checkpoint_every = 4
       config.num_sample_images = 16
+      config.eval_every = 0
+      config.eval_num_samples = 200
     elif variant:
       raise ValueError(f"Unknown config variant {variant!r} in {arg!r}; "
                        "valid: keras, short, smoke (comma-separated).")

@@ -53,6 +53,9 @@ class Checkpointer:
         state=ocp.args.StandardSave(flax.serialization.to_state_dict(state)),
         meta=ocp.args.JsonSave(meta)))
 
+  def delete(self, step: int) -> None:
+    self._manager.delete(step)
+
   def wait(self) -> None:
     self._manager.wait_until_finished()
 

@@ -14,7 +14,8 @@ from ganjax import input_pipeline, layers, losses, optimizers
 RESUMABLE_FIELDS = frozenset({
     "num_steps", "log_every", "sample_every", "checkpoint_every",
     "keep_checkpoints", "steps_per_call", "scan_unroll", "conv_impl",
-    "data_source", "data_dir", "tfds_data_dir"})
+    "data_source", "data_dir", "tfds_data_dir", "eval_every",
+    "eval_num_samples", "eval_seed"})
 
 _CHOICES = {
     "phase1_bn": ("inference", "batch"),
@@ -57,9 +58,16 @@ def validate(config, num_devices: int) -> None:
     value = config[field]
     if not isinstance(value, (int, float)) or not 0 <= value < 1:
       _fail(field, value, "must be a number in [0, 1)")
-  if not isinstance(config.scan_unroll, int) or config.scan_unroll < 0:
-    _fail("scan_unroll", config.scan_unroll,
-          "must be an integer >= 0 (0 = automatic)")
+  for field, meaning in (("scan_unroll", "0 = automatic"),
+                         ("eval_every", "0 = never"), ("eval_seed", "")):
+    value = config[field]
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+      _fail(field, value, "must be an integer >= 0" +
+            (f" ({meaning})" if meaning else ""))
+  if not isinstance(config.eval_num_samples, int) or (
+      config.eval_num_samples < 100):
+    _fail("eval_num_samples", config.eval_num_samples,
+          "must be an integer >= 100 (the protocol uses 10000)")
   if not isinstance(config.d_dropout, (int, float)) or not (
       0 <= config.d_dropout < 1):
     _fail("d_dropout", config.d_dropout, "must be a number in [0, 1)")
@@ -71,7 +79,8 @@ def validate(config, num_devices: int) -> None:
   if config.batch_size > train_size:
     _fail("batch_size", config.batch_size,
           f"must not exceed the training set ({train_size} examples)")
-  for field in ("num_steps", "log_every", "sample_every", "checkpoint_every"):
+  for field in ("num_steps", "log_every", "sample_every", "checkpoint_every",
+                "eval_every"):
     if config[field] % config.steps_per_call:
       _fail(field, config[field],
             f"must be a multiple of config.steps_per_call="

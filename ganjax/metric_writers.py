@@ -29,3 +29,17 @@ class MetricWriter:
 def read_jsonl(path: str) -> list:
   with open(path, encoding="utf-8") as f:
     return [json.loads(line) for line in f if line.strip()]
+
+
+def eval_path(workdir: str, step: int) -> str:
+  """Where the evaluation of checkpoint `step` is written."""
+  return os.path.join(workdir, "eval", f"step_{step:07d}.json")
+
+
+def write_json(path: str, record: dict) -> None:
+  """Writes `record` atomically (a reader never sees half a file)."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  tmp = path + ".tmp"
+  with open(tmp, "w", encoding="utf-8") as f:
+    json.dump(record, f, indent=2, sort_keys=True)
+  os.replace(tmp, path)

@@ -10,6 +10,7 @@ from absl import logging
 
 from ganjax import checkpointing
 from ganjax import sampling
+from ganjax import trainer
 
 flags.DEFINE_string("workdir", None, "A ganjax run directory.")
 flags.DEFINE_integer("num", 64, "Number of samples.")
@@ -28,7 +29,7 @@ def main(argv):
   if FLAGS.num < 1:
     raise app.UsageError(f"--num={FLAGS.num} must be at least 1.")
   try:
-    sampler, g_vars, step, config = sampling.restore_generator(
+    sampler, g_vars, step, config = trainer.restore_generator(
         FLAGS.workdir, FLAGS.step)
   except (FileNotFoundError, checkpointing.CheckpointError) as e:
     raise SystemExit(f"ganjax.sample: error: {e}") from e

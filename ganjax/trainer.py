@@ -15,16 +15,19 @@ import time
 from absl import logging
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 import ganjax
 from ganjax import checkpointing
+from ganjax import classifier as classifier_lib
 from ganjax import configs
 from ganjax import images as images_lib
 from ganjax import input_pipeline
 from ganjax import layers
 from ganjax import losses
 from ganjax import metric_writers
+from ganjax import metrics as metrics_lib
 from ganjax import models
 from ganjax import optimizers
 from ganjax import train_step
@@ -37,7 +40,12 @@ class TrainingDivergedError(FloatingPointError):
 # Errors that come from bad input (config, data, workdir, checkpoint) or a
 # diverged run; the command line prints their message without a traceback.
 USER_ERRORS = (ValueError, input_pipeline.DatasetError,
-               checkpointing.CheckpointError, TrainingDivergedError)
+               checkpointing.CheckpointError, TrainingDivergedError,
+               classifier_lib.ClassifierError)
+
+# Evaluation scalars logged with the training metrics (prefixed "eval/").
+EVAL_SCALARS = ("fid", "fid_logits", "kid", "classifier_score", "precision",
+                "recall", "class_entropy", "classes_covered")
 
 
 class Preempted(Exception):
@@ -105,6 +113,33 @@ def compile_train_fn(config, devices, bce=None):
       latent_dim=config.latent_dim, phase1_bn=config.phase1_bn,
       steps_per_call=config.steps_per_call, scan_unroll=config.scan_unroll,
       devices=devices)
+
+
+def load_run_config(workdir: str) -> ml_collections.ConfigDict:
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{path} does not exist: --workdir={workdir} is "
+                            "not a ganjax run directory.")
+  with open(path, encoding="utf-8") as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def restore_generator(workdir: str, step=None):
+  """(generator module, its variables, the step, the run's config) from the
+  latest or a given checkpoint of the run in `workdir`."""
+  config = load_run_config(workdir)
+  checkpointer = checkpointing.Checkpointer(
+      os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
+  step = checkpointer.latest_step() if step is None else step
+  if step is None:
+    raise FileNotFoundError(f"No checkpoint in {workdir}/checkpoints.")
+  template = jax.eval_shape(lambda: initial_state(
+      config, make_keys(0),
+      input_pipeline.get_spec(config.dataset).sizes["train"]))
+  state = checkpointer.restore(step, template, config)
+  checkpointer.close()
+  sampler, _ = models.make_models(config, axis_name=None)
+  return sampler, _g_vars(state), step, config
 
 
 def prepare_workdir(workdir: str, config) -> None:
@@ -189,6 +224,10 @@ def _check_finite(step, scalars, state=None):
             "checkpointed. The newest checkpoint before this step is kept.")
 
 
+def _g_vars(state):
+  return {"params": state.g_params, "batch_stats": state.g_batch_stats}
+
+
 class _Run:
   """The pieces of one training run, built once from the config."""
 
@@ -214,10 +253,29 @@ class _Run:
         self.keys["sample"], (config.num_sample_images, config.latent_dim))
     self.generate = jax.jit(
         lambda g_vars, z: self.sampler.apply(g_vars, z, train=False))
+    self.evaluator = None
+    if config.eval_every:  # built now, so a missing classifier fails early
+      self.evaluator = metrics_lib.Evaluator(
+          config.dataset, data_dir=config.data_dir or None,
+          source=config.data_source,
+          tfds_data_dir=config.tfds_data_dir or None)
+
+  def evaluate(self, state, step):
+    """Scores G at `step` by the protocol; writes eval/step_<step>.json."""
+    result = metrics_lib.evaluate_generator(
+        self.evaluator, self.sampler, _g_vars(state), self.config.latent_dim,
+        self.config.eval_num_samples, self.config.eval_seed)
+    result["step"] = step
+    metric_writers.write_json(metric_writers.eval_path(self.workdir, step),
+                              result)
+    logging.info("eval at step %d: FID %.3f  KID %.5f  precision %.3f  "
+                 "recall %.3f  classes %d  (%.1f s)", step, result["fid"],
+                 result["kid"], result["precision"], result["recall"],
+                 result["classes_covered"], result["seconds"])
+    return result
 
   def write_grid(self, state, name):
-    fakes = self.generate({"params": state.g_params,
-                           "batch_stats": state.g_batch_stats}, self.fixed_z)
+    fakes = self.generate(_g_vars(state), self.fixed_z)
     images_lib.save_png(os.path.join(self.workdir, "samples", name),
                         images_lib.grid(images_lib.to_uint8(fakes)))
 
@@ -249,19 +307,48 @@ def train_and_evaluate(config, workdir: str):
   write_manifest(workdir, config, run.data_info, run.conv_impl, run.devices)
   _truncate_metrics(os.path.join(workdir, "metrics.jsonl"), start)
   writer = metric_writers.MetricWriter(workdir)
+  best = _BestCheckpoint(workdir, start)
   logging.info("Training %s from step %d to %d on %d %s device(s), conv_impl=%s",
                config.dataset, start, config.num_steps, len(run.devices),
                jax.default_backend(), run.conv_impl)
   try:
-    state = _loop(run, state, start, checkpointer, writer)
+    state = _loop(run, state, start, checkpointer, writer, best)
   finally:
     checkpointer.close()
+    best.close()
     writer.close()
   run.write_grid(state, "final.png")
   return state
 
 
-def _loop(run, state, start, checkpointer, writer):
+class _BestCheckpoint:
+  """checkpoints_best/: the checkpoint with the lowest FID so far (one kept).
+
+  Its meta records the FID; a resumed run continues from that value. A best
+  checkpoint newer than the resumed step (written before a crash) is deleted:
+  the resumed run replays those steps and writes it again.
+  """
+
+  def __init__(self, workdir, start):
+    self.checkpointer = checkpointing.Checkpointer(
+        os.path.join(workdir, "checkpoints_best"), 1)
+    self.fid = float("inf")
+    step = self.checkpointer.latest_step()
+    if step is not None and step > start:
+      self.checkpointer.delete(step)
+    elif step is not None:
+      self.fid = self.checkpointer.read_meta(step).get("fid", self.fid)
+
+  def offer(self, step, state, meta, fid):
+    if fid < self.fid:
+      self.fid = fid
+      self.checkpointer.save(step, state, {**meta, "fid": fid})
+
+  def close(self):
+    self.checkpointer.close()
+
+
+def _loop(run, state, start, checkpointer, writer, best):
   config = run.config
   step, pending = start, None
   t_log, step_log, t_start = time.perf_counter(), start, time.perf_counter()
@@ -301,6 +388,10 @@ def _loop(run, state, start, checkpointer, writer):
         pending = (step, metrics)
       if step % config.sample_every == 0:
         run.write_grid(state, f"step_{step:07d}.png")
+      if config.eval_every and (step % config.eval_every == 0 or done):
+        result = run.evaluate(state, step)
+        writer.write(step, {f"eval/{k}": result[k] for k in EVAL_SCALARS})
+        best.offer(step, state, run.meta(), result["fid"])
       if stop.signum is not None and not done:
         raise Preempted(stop.signum, step, run.workdir)
   if pending is not None:

@@ -1,5 +1,6 @@
 """The command lines, as a user runs them."""
 
+import json
 import os
 import subprocess
 import sys
@@ -42,6 +43,36 @@ def test_train_then_sample(tmp_path):
                 f"--out={png}")
   assert result.returncode == 0, result.stderr[-3000:]
   assert Image.open(png).size == (2 * (3 * 30 + 2),) * 2
+
+  # Scoring the checkpoint, then the .npz: one JSON object on stdout each.
+  result = _run("ganjax.evaluate", f"--workdir={workdir}",
+                "--num_samples=200")
+  assert result.returncode == 0, result.stderr[-3000:]
+  scored = json.loads(result.stdout)
+  assert scored["step"] == 4 and scored["num_samples"] == 200
+  assert {"fid", "kid", "precision", "recall", "classes_covered",
+          "protocol"} <= set(scored)
+  with open(os.path.join(workdir, "eval", "step_0000004.json"),
+            encoding="utf-8") as f:
+    assert json.load(f) == scored
+  result = _run("ganjax.evaluate", f"--samples={out}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert json.loads(result.stdout)["num_samples"] == 10
+
+  result = _run("ganjax.report", f"--workdir={workdir}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.strip() == os.path.join(workdir, "report",
+                                               "index.html")
+  assert "Metrics at step 4" in open(result.stdout.strip(),
+                                     encoding="utf-8").read()
+
+
+def test_evaluate_bad_samples_is_clear(tmp_path):
+  bad = str(tmp_path / "bad.npz")
+  np.savez(bad, pictures=np.zeros((10, 28, 28), np.uint8))
+  result = _run("ganjax.evaluate", f"--samples={bad}")
+  assert result.returncode == 1 and result.stdout == ""
+  assert f"--samples={bad} has no key 'images'" in result.stderr
 
 
 def test_bad_override_names_the_field(tmp_path):
