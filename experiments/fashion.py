@@ -63,6 +63,10 @@ def get_config(arg=None):
   config.checkpoint_every = 1000
   config.keep_checkpoints = 3  # newest checkpoints kept
   config.num_sample_images = 64  # fixed noise batch for the grids
+  # A NaN or Inf in a loss or the parameters stops the run (0), or rolls back
+  # to the newest checkpoint and continues with a new noise stream, at most
+  # this many times.
+  config.nan_rollbacks = 0
 
   # Evaluation (see ganjax/metrics.py): every eval_every steps (0 = never),
   # FID, KID, precision/recall... of eval_num_samples samples drawn with noise

@@ -4,10 +4,12 @@ Each checkpoint is a directory `checkpoints/<step>/` with two items: `state`
 (every array of the TrainState: parameters, BatchNorm statistics, optimizer
 states, step and RNG keys; the data position follows from the step) and `meta`
 (JSON: the config's trajectory fields and versions). Orbax writes into a
-temporary directory and renames it when complete, so a crash mid-save leaves
-the previous checkpoints as they were.
+temporary directory and renames it when complete, so a crash or a full disk
+mid-save leaves the previous checkpoints as they were (tested by SIGKILL and by
+a file-size limit); the partial directory is deleted at the next start.
 """
 
+import contextlib
 import os
 
 import flax
@@ -36,8 +38,27 @@ class Checkpointer:
     self.directory = os.path.abspath(directory)
     self._manager = ocp.CheckpointManager(
         self.directory,
-        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
+        # Partial checkpoints left by a crash or a full disk are deleted at
+        # start-up: they hold space and are never restored.
+        options=ocp.CheckpointManagerOptions(
+            max_to_keep=keep, create=True, cleanup_tmp_directories=True),
         item_names=("state", "meta"))
+    self._writing = None  # the step of the newest save started
+
+  @contextlib.contextmanager
+  def _writes(self):
+    """Turns a failed (possibly earlier, asynchronous) save into a
+    CheckpointError that says what survived."""
+    try:
+      yield
+    except Exception as e:  # orbax and tensorstore raise many types
+      kept = [s for s in self.all_steps() if s != self._writing]
+      raise CheckpointError(
+          f"Writing checkpoint {self._writing} in {self.directory} failed "
+          f"({type(e).__name__}: {e}). The disk may be full or the directory "
+          f"not writable. The complete checkpoints {kept or '(none)'} are "
+          "intact: free space and run the same command to resume from the "
+          "newest.") from e
 
   def latest_step(self):
     return self._manager.latest_step()
@@ -49,15 +70,20 @@ class Checkpointer:
     """Starts an asynchronous save; arrays are copied off the device before
     this returns, so `state` may be donated to the next step right away."""
     meta = {**meta, "state_layout": state_layout(state)}
-    self._manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(flax.serialization.to_state_dict(state)),
-        meta=ocp.args.JsonSave(meta)))
+    with self._writes():
+      self._manager.wait_until_finished()  # surfaces an earlier failure
+      self._writing = step
+      self._manager.save(step, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(
+              flax.serialization.to_state_dict(state)),
+          meta=ocp.args.JsonSave(meta)))
 
   def delete(self, step: int) -> None:
     self._manager.delete(step)
 
   def wait(self) -> None:
-    self._manager.wait_until_finished()
+    with self._writes():
+      self._manager.wait_until_finished()
 
   def read_meta(self, step: int) -> dict:
     path = os.path.join(self.directory, str(step))
@@ -109,5 +135,7 @@ class Checkpointer:
     return flax.serialization.from_state_dict(template, restored)
 
   def close(self):
-    self._manager.wait_until_finished()
-    self._manager.close()
+    try:
+      self.wait()
+    finally:
+      self._manager.close()

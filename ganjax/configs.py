@@ -15,7 +15,7 @@ RESUMABLE_FIELDS = frozenset({
     "num_steps", "log_every", "sample_every", "checkpoint_every",
     "keep_checkpoints", "steps_per_call", "scan_unroll", "conv_impl",
     "data_source", "data_dir", "tfds_data_dir", "eval_every",
-    "eval_num_samples", "eval_seed"})
+    "eval_num_samples", "eval_seed", "nan_rollbacks"})
 
 _CHOICES = {
     "phase1_bn": ("inference", "batch"),
@@ -59,7 +59,8 @@ def validate(config, num_devices: int) -> None:
     if not isinstance(value, (int, float)) or not 0 <= value < 1:
       _fail(field, value, "must be a number in [0, 1)")
   for field, meaning in (("scan_unroll", "0 = automatic"),
-                         ("eval_every", "0 = never"), ("eval_seed", "")):
+                         ("eval_every", "0 = never"), ("eval_seed", ""),
+                         ("nan_rollbacks", "0 = stop at the first NaN")):
     value = config[field]
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
       _fail(field, value, "must be an integer >= 0" +

@@ -7,12 +7,28 @@ from tensorboardX import SummaryWriter
 
 
 class MetricWriter:
-  """Appends one JSON line per logged step; mirrors scalars to TensorBoard."""
+  """Appends one JSON line per logged step; mirrors scalars to TensorBoard.
 
-  def __init__(self, workdir: str):
-    self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a",
-                       encoding="utf-8")
+  Records past `start_step` (left by a run that stopped after its last
+  checkpoint) are dropped first, so metrics.jsonl has each step once.
+  """
+
+  def __init__(self, workdir: str, start_step: int = 0):
+    self._path = os.path.join(workdir, "metrics.jsonl")
+    self._jsonl = None
+    self.rewind(start_step)
     self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+
+  def rewind(self, step: int) -> None:
+    """Drops the records past `step` (and a line torn by a crash)."""
+    if self._jsonl is not None:
+      self._jsonl.close()
+    if os.path.exists(self._path):
+      kept = [r for r in read_jsonl(self._path) if r["step"] <= step]
+      with open(self._path + ".tmp", "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(r) + "\n" for r in kept)
+      os.replace(self._path + ".tmp", self._path)
+    self._jsonl = open(self._path, "a", encoding="utf-8")  # pylint: disable=consider-using-with
 
   def write(self, step: int, scalars: dict) -> None:
     record = {"step": int(step), **{k: float(v) for k, v in scalars.items()}}
@@ -27,8 +43,18 @@ class MetricWriter:
 
 
 def read_jsonl(path: str) -> list:
+  """The records of a metrics.jsonl; a last line torn by a crash is skipped."""
   with open(path, encoding="utf-8") as f:
-    return [json.loads(line) for line in f if line.strip()]
+    lines = [line for line in f if line.strip()]
+  records = []
+  for i, line in enumerate(lines):
+    try:
+      records.append(json.loads(line))
+    except json.JSONDecodeError:
+      if i < len(lines) - 1 or line.endswith("\n"):
+        raise ValueError(f"{path}, line {i + 1}, is not JSON: {line!r}. "
+                         "Remove that line to continue.") from None
+  return records
 
 
 def eval_path(workdir: str, step: int) -> str:

@@ -67,8 +67,10 @@ def init_state(*, generator, discriminator, g_tx, d_tx, latent_dim: int,
       d_params=d_vars["params"],
       g_opt_state=g_tx.init(g_vars["params"]),
       d_opt_state=d_tx.init(d_vars["params"]),
-      noise_key=jax.random.key_data(noise_key),
-      data_key=jax.random.key_data(data_key),
+      # Copies: the state's buffers are donated to the step, and the caller
+      # may build a second initial state from the same keys (a rollback).
+      noise_key=jnp.copy(jax.random.key_data(noise_key)),
+      data_key=jnp.copy(jax.random.key_data(data_key)),
       perm=jnp.arange(num_examples, dtype=jnp.int32))  # redrawn at step 0
 
 

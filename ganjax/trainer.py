@@ -3,6 +3,7 @@
 The command line (`ganjax.train`), the tests and the benchmarks all call this.
 """
 
+import itertools
 import json
 import os
 import platform
@@ -165,8 +166,7 @@ def prepare_workdir(workdir: str, config) -> None:
           f"--workdir={workdir} holds a run of another config; these fields "
           f"differ (saved -> now): {'; '.join(diffs)}. Use a new --workdir, "
           "or the saved values to resume that run.")
-  with open(saved_path, "w", encoding="utf-8") as f:
-    json.dump(config.to_dict(), f, indent=2, sort_keys=True)
+  metric_writers.write_json(saved_path, config.to_dict())
 
 
 def _git_commit():
@@ -195,33 +195,28 @@ def write_manifest(workdir, config, data_info, conv_impl, devices):
       "data": data_info, "argv": sys.argv,
       "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
   }
-  with open(os.path.join(workdir, "run.json"), "w", encoding="utf-8") as f:
-    json.dump(manifest, f, indent=2)
+  metric_writers.write_json(os.path.join(workdir, "run.json"), manifest)
 
 
-def _truncate_metrics(path: str, last_step: int) -> None:
-  """Drops records past the resumed step, so metrics.jsonl has each step once."""
-  if not os.path.exists(path):
-    return
-  kept = [r for r in metric_writers.read_jsonl(path) if r["step"] <= last_step]
-  with open(path, "w", encoding="utf-8") as f:
-    f.writelines(json.dumps(r) + "\n" for r in kept)
+_DIVERGED_HELP = (
+    "It was not checkpointed; the newest checkpoint before this step is the "
+    "last good one. Resume from it with a lower learning rate, or set "
+    "config.nan_rollbacks=N to roll back and continue with a new noise stream.")
 
 
 def _check_finite(step, scalars, state=None):
   for name, value in scalars.items():
     if not np.isfinite(value):
       raise TrainingDivergedError(
-          f"Training diverged at step {step}: {name} = {value}. The newest "
-          "checkpoint before this step is kept; resume from it with a lower "
-          "learning rate or another seed.")
+          f"Training diverged at step {step}: {name} = {value}. "
+          + _DIVERGED_HELP)
   if state is not None:
     for name in ("g_params", "d_params"):
       if not all(bool(jnp.isfinite(x).all())
                  for x in jax.tree.leaves(getattr(state, name))):
         raise TrainingDivergedError(
-            f"Training diverged at step {step}: {name} holds NaN or Inf; not "
-            "checkpointed. The newest checkpoint before this step is kept.")
+            f"Training diverged at step {step}: {name} holds NaN or Inf. "
+            + _DIVERGED_HELP)
 
 
 def _g_vars(state):
@@ -297,28 +292,61 @@ def train_and_evaluate(config, workdir: str):
   run = _Run(config, workdir)
   checkpointer = checkpointing.Checkpointer(
       os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
-  state = run.init_state()
-  start = checkpointer.latest_step()
-  if start is not None:
-    state = checkpointer.restore(start, state, config)
-    logging.info("Resumed from %s/checkpoints/%d", workdir, start)
-  state = train_step.replicate_state(state, run.devices)
+  state = _restore_latest(run, checkpointer)
   start = int(state.step)
+  if start:
+    logging.info("Resumed from %s/checkpoints/%d", workdir, start)
   write_manifest(workdir, config, run.data_info, run.conv_impl, run.devices)
-  _truncate_metrics(os.path.join(workdir, "metrics.jsonl"), start)
-  writer = metric_writers.MetricWriter(workdir)
+  writer = metric_writers.MetricWriter(workdir, start)
   best = _BestCheckpoint(workdir, start)
   logging.info("Training %s from step %d to %d on %d %s device(s), conv_impl=%s",
                config.dataset, start, config.num_steps, len(run.devices),
                jax.default_backend(), run.conv_impl)
   try:
-    state = _loop(run, state, start, checkpointer, writer, best)
+    for rollback in itertools.count(1):
+      try:
+        state = _loop(run, state, start, checkpointer, writer, best)
+        break
+      except TrainingDivergedError as e:
+        if rollback > config.nan_rollbacks:
+          raise
+        state, start = _roll_back(run, checkpointer, rollback, e)
+        writer.rewind(start)
+        writer.write(start, {"rollback": rollback})
   finally:
     checkpointer.close()
     best.close()
     writer.close()
   run.write_grid(state, "final.png")
   return state
+
+
+def _restore_latest(run, checkpointer):
+  """The newest checkpoint's state (or the initial one), on the devices."""
+  state = run.init_state()
+  step = checkpointer.latest_step()
+  if step is not None:
+    state = checkpointer.restore(step, state, run.config)
+  return train_step.replicate_state(state, run.devices)
+
+
+def _roll_back(run, checkpointer, rollback, error):
+  """Back to the newest checkpoint, with noise stream number `rollback`.
+
+  The noise key (noise and dropout) is folded with the rollback's number; the
+  data order is kept. Deterministic: a rerun that diverges at the same place
+  takes the same new stream.
+  """
+  checkpointer.wait()
+  state = _restore_latest(run, checkpointer)
+  noise_key = jax.random.fold_in(
+      jax.random.wrap_key_data(state.noise_key), rollback)
+  state = state.replace(noise_key=jax.random.key_data(noise_key))
+  step = int(state.step)
+  logging.warning("%s Rollback %d of at most %d (config.nan_rollbacks): "
+                  "continuing from step %d with a new noise stream.", error,
+                  rollback, run.config.nan_rollbacks, step)
+  return state, step
 
 
 class _BestCheckpoint:

@@ -1,0 +1,131 @@
+"""Property-based: every config override is either accepted, and then trains,
+or rejected with a ValueError that names the field."""
+
+import math
+import os
+
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+import ml_collections
+import numpy as np
+import pytest
+
+from ganjax import configs
+from ganjax import trainer
+from tests.conftest import smoke_config
+
+NUM_DEVICES = 4  # conftest's fake CPU devices
+
+_ANY_JUNK = st.sampled_from([None, "1", [], True, float("nan")])
+_FLOATS = st.one_of(
+    st.floats(-2.0, 2.0), st.sampled_from([0.0, float("inf"), -1e-9]),
+    _ANY_JUNK)
+_INTS = st.one_of(st.integers(-3, 40), _ANY_JUNK)
+
+# field -> values to try, valid and invalid mixed.
+FIELDS = {
+    "batch_size": _INTS,
+    "latent_dim": _INTS,
+    "steps_per_call": st.one_of(st.integers(-1, 4), _ANY_JUNK),
+    "log_every": _INTS,
+    "checkpoint_every": _INTS,
+    "keep_checkpoints": _INTS,
+    "num_sample_images": _INTS,
+    "seed": st.one_of(st.integers(-2, 2**33), _ANY_JUNK),
+    "g_learning_rate": _FLOATS,
+    "d_learning_rate": _FLOATS,
+    "rmsprop_eps": _FLOATS,
+    "rmsprop_decay": _FLOATS,
+    "adam_b1": _FLOATS,
+    "d_dropout": _FLOATS,
+    "scan_unroll": _INTS,
+    "eval_every": _INTS,
+    "eval_num_samples": st.one_of(st.integers(-1, 300), _ANY_JUNK),
+    "nan_rollbacks": _INTS,
+    "optimizer": st.sampled_from(["rmsprop", "adam", "sgd", "", None]),
+    "bce": st.sampled_from(["logits", "keras", "hinge", None]),
+    "phase1_bn": st.sampled_from(["batch", "inference", "train"]),
+    "compute_dtype": st.sampled_from(["float32", "bfloat16", "float16"]),
+    "conv_impl": st.sampled_from(["auto", "xla", "matmul", "hybrid", "fft"]),
+    "dataset": st.sampled_from(["fashion_mnist", "cifar10", 3]),
+}
+
+overrides_strategy = st.dictionaries(
+    st.sampled_from(sorted(FIELDS)), st.none(), min_size=1,
+    max_size=3).flatmap(lambda keys: st.fixed_dictionaries(
+        {k: FIELDS[k] for k in keys}))
+
+
+def _make(overrides):
+  """The smoke config with `overrides`, of any type (ConfigDict's own type
+  check would refuse a str for an int before ganjax sees it)."""
+  return ml_collections.ConfigDict({**smoke_config().to_dict(), **overrides})
+
+
+def _classify(overrides):
+  """None if accepted, else the field named by the ValueError."""
+  try:
+    configs.validate(_make(overrides), NUM_DEVICES)
+  except ValueError as e:
+    message = str(e)
+    assert message.startswith("config."), message
+    return message[len("config."):].split("=")[0]
+  return None
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(overrides_strategy)
+def test_every_override_is_accepted_or_names_its_field(overrides):
+  field = _classify(overrides)
+  if field is not None:
+    # The named field is one that was overridden (the base config is valid),
+    # or a multiple of steps_per_call that a new steps_per_call broke.
+    assert field in overrides or "steps_per_call" in overrides, (
+        field, overrides)
+
+
+def _trainable(overrides):
+  """Accepted overrides, made cheap to train (one fused call)."""
+  config = _make(overrides)
+  with config.unlocked():
+    config.num_steps = config.steps_per_call
+    for field in ("log_every", "sample_every", "checkpoint_every"):
+      config[field] = config.steps_per_call
+    config.eval_every = 0
+  return config
+
+
+# Accepted configs train; the values are kept to what trains in a few seconds
+# (each distinct shape compiles once).
+_ACCEPTED = st.fixed_dictionaries({}, optional={
+    "batch_size": st.sampled_from([4, 8, 16]),
+    "latent_dim": st.sampled_from([1, 8, 32]),
+    "g_learning_rate": st.floats(1e-6, 1e-2),
+    "d_dropout": st.floats(0.0, 0.99),
+    "optimizer": st.sampled_from(["rmsprop", "adam"]),
+    "bce": st.sampled_from(["logits", "keras"]),
+    "phase1_bn": st.sampled_from(["batch", "inference"]),
+    "steps_per_call": st.sampled_from([1, 2]),
+    "seed": st.integers(0, 2**32 - 1),
+})
+
+
+@settings(max_examples=6, deadline=None, derandomize=True)
+@given(_ACCEPTED)
+def test_accepted_configs_train(tmp_path_factory, overrides):
+  assert _classify(overrides) is None
+  config = _trainable(overrides)
+  workdir = str(tmp_path_factory.mktemp("prop"))
+  state = trainer.train_and_evaluate(config, workdir)
+  assert int(state.step) == config.steps_per_call
+  assert os.path.isdir(os.path.join(workdir, "checkpoints",
+                                    str(config.steps_per_call)))
+  for x in (state.g_params, state.d_params):
+    for leaf in np.asarray(x["Dense_0"]["kernel"]).ravel()[:10]:
+      assert math.isfinite(leaf)
+
+
+@pytest.mark.parametrize("value", [float("nan"), "1e-3", -1.0, 0.0])
+def test_learning_rate_errors_name_the_field(value):
+  assert _classify({"d_learning_rate": value}) == "d_learning_rate"

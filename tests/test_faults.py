@@ -1,0 +1,200 @@
+"""Faults injected into real training runs: a NaN, SIGKILL at any moment
+(mid-checkpoint included), a full disk while saving."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ganjax import checkpointing
+from ganjax import metric_writers
+from ganjax import trainer
+from tests.conftest import REPO, smoke_config
+
+
+def _leaves(state):
+  return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state))]
+
+
+def _poison_call(monkeypatch, call):
+  """Makes the `call`-th fused call of every compiled step report d_loss NaN
+  (the state stays as computed)."""
+  compile_real = trainer.compile_train_fn
+  count = {"calls": 0}
+
+  def compile_poisoned(config, devices, bce=None):
+    train_fn = compile_real(config, devices, bce)
+
+    def poisoned(state, data):
+      count["calls"] += 1
+      state, metrics = train_fn(state, data)
+      if count["calls"] == call:
+        metrics = dict(metrics, d_loss=metrics["d_loss"] * jnp.nan)
+      return state, metrics
+    return poisoned
+  monkeypatch.setattr(trainer, "compile_train_fn", compile_poisoned)
+  return count
+
+
+def test_nan_stops_and_the_last_good_checkpoint_resumes(tmp_path, monkeypatch):
+  workdir = str(tmp_path)
+  _poison_call(monkeypatch, call=3)  # steps 5-6 of 2-step calls
+  with pytest.raises(trainer.TrainingDivergedError,
+                     match=r"diverged at step 6: d_loss = nan.*"
+                     r"config\.nan_rollbacks"):
+    trainer.train_and_evaluate(smoke_config(), workdir)
+  steps = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"),
+                                     3).all_steps()
+  assert steps == [4]  # the last good one; step 8 was never saved
+  monkeypatch.undo()
+  resumed = trainer.train_and_evaluate(smoke_config(), workdir)
+  straight = trainer.train_and_evaluate(smoke_config(), str(tmp_path / "b"))
+  for a, b in zip(_leaves(resumed), _leaves(straight), strict=True):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_nan_rolls_back_and_continues_with_new_noise(tmp_path, monkeypatch):
+  count = _poison_call(monkeypatch, call=3)
+  state = trainer.train_and_evaluate(smoke_config(nan_rollbacks=1),
+                                     str(tmp_path / "a"))
+  # Call 3's NaN is read after call 4 (metrics are fetched one call late);
+  # calls 5-6 redo steps 5-8.
+  assert int(state.step) == 8 and count["calls"] == 6
+  records = metric_writers.read_jsonl(str(tmp_path / "a" / "metrics.jsonl"))
+  assert [(r["step"], r.get("rollback")) for r in records] == [
+      (2, None), (4, None), (4, 1), (6, None), (8, None)]
+  assert all(np.isfinite(x).all() for x in _leaves(state))
+  # After step 4 the run follows another noise stream than an undisturbed
+  # one: same data order, other parameters.
+  monkeypatch.undo()
+  straight = trainer.train_and_evaluate(smoke_config(), str(tmp_path / "b"))
+  assert not np.array_equal(np.asarray(state.noise_key),
+                            np.asarray(straight.noise_key))
+  assert not np.array_equal(_leaves(state.g_params)[0],
+                            _leaves(straight.g_params)[0])
+  np.testing.assert_array_equal(state.data_key, straight.data_key)
+
+
+def test_more_nans_than_rollbacks_stop(tmp_path, monkeypatch):
+  _poison_call(monkeypatch, call=3)
+  config = smoke_config(nan_rollbacks=1, g_learning_rate=1e30,
+                        d_learning_rate=1e30)
+  with pytest.raises(trainer.TrainingDivergedError, match="diverged"):
+    trainer.train_and_evaluate(config, str(tmp_path))
+
+
+def _cached_env():
+  return dict(os.environ, JAX_COMPILATION_CACHE_DIR=os.environ.get(
+      "GANJAX_TEST_CACHE", "/tmp/ganjax-test-jax-cache"),
+              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+
+
+def _start_training(workdir, log_path):
+  env = _cached_env()
+  log = open(log_path, "w", encoding="utf-8")  # pylint: disable=consider-using-with
+  return subprocess.Popen(
+      [sys.executable, "-m", "ganjax.train",
+       "--config=experiments/fashion.py:smoke", f"--workdir={workdir}",
+       "--config.num_steps=100000", "--config.checkpoint_every=2",
+       "--config.keep_checkpoints=2", "--config.sample_every=100000"],
+      cwd=REPO, env=env, stderr=log, stdout=log), log
+
+
+def _wait_for(predicate, process, timeout=120):
+  deadline = time.monotonic() + timeout
+  while not predicate():
+    assert process.poll() is None, "training exited before the kill"
+    assert time.monotonic() < deadline, "timed out waiting to kill"
+    time.sleep(0.0005)
+
+
+def _saving(checkpoints):
+  """A checkpoint is being written (Orbax's temporary directory exists) and
+  an earlier one is complete."""
+  try:
+    names = os.listdir(checkpoints)
+  except FileNotFoundError:
+    return False
+  return (any("tmp" in name for name in names)
+          and any(name.isdigit() for name in names))
+
+
+def _logged_step(log_path, at_least):
+  with open(log_path, encoding="utf-8") as f:
+    text = f.read()
+  steps = [int(part.split("/")[0]) for part in text.split(" step ")[1:]
+           if part.split("/")[0].isdigit()]
+  return bool(steps) and max(steps) >= at_least
+
+
+def test_sigkill_at_any_moment_leaves_a_resumable_run(tmp_path):
+  """SIGKILL a real training process three times: mid-checkpoint-write,
+  mid-training, and mid-write again. Each time the run resumes from its last
+  complete checkpoint, and the finished run is bit-identical to one that
+  never stopped."""
+  workdir = str(tmp_path / "run")
+  checkpoints = os.path.join(workdir, "checkpoints")
+  kills = [
+      lambda log: _saving(checkpoints),
+      lambda log: _logged_step(log, at_least=resumed_from[-1] + 6),
+      lambda log: _saving(checkpoints) and _logged_step(
+          log, at_least=resumed_from[-1] + 2),
+  ]
+  resumed_from = [0]
+  for i, kill_when in enumerate(kills):
+    log_path = str(tmp_path / f"train_{i}.log")
+    process, log = _start_training(workdir, log_path)
+    try:
+      _wait_for(lambda: kill_when(log_path), process)  # pylint: disable=cell-var-from-loop
+      process.send_signal(signal.SIGKILL)
+      process.wait(timeout=60)
+    finally:
+      log.close()
+    assert process.returncode == -signal.SIGKILL
+    latest = checkpointing.Checkpointer(checkpoints, 2).latest_step()
+    assert latest is not None and latest >= resumed_from[-1]
+    resumed_from.append(latest)
+  final = resumed_from[-1] + 4
+  resumed = trainer.train_and_evaluate(smoke_config(num_steps=final),
+                                       workdir)
+  straight = trainer.train_and_evaluate(smoke_config(num_steps=final),
+                                        str(tmp_path / "straight"))
+  for a, b in zip(_leaves(resumed), _leaves(straight), strict=True):
+    np.testing.assert_array_equal(a, b)
+  records = metric_writers.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+  assert [r["step"] for r in records] == list(range(2, final + 1, 2))
+
+
+def test_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path):
+  workdir = str(tmp_path / "run")
+  trainer.train_and_evaluate(smoke_config(num_steps=4), workdir)
+  # Writes past 1 MB fail with EFBIG (errno 27), as writes to a full disk
+  # fail with ENOSPC; no privileges needed. SIGXFSZ ignored, as for a disk.
+  env = _cached_env()
+  command = (f"trap '' XFSZ; ulimit -f 1024; exec {sys.executable} -m "
+             "ganjax.train --config=experiments/fashion.py:smoke "
+             f"--workdir={workdir} --config.num_steps=8")
+  result = subprocess.run(["sh", "-c", command], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600,
+                          check=False)
+  assert result.returncode == 1
+  (last,) = [line for line in result.stderr.splitlines()
+              if line.startswith("ganjax.train: error: ")]
+  assert last.startswith("ganjax.train: error: Writing checkpoint 8 in ")
+  assert "File too large" in last and "The disk may be full" in last
+  assert "The complete checkpoints [4] are intact" in last
+  checkpoints = os.path.join(workdir, "checkpoints")
+  assert any("tmp" in name for name in os.listdir(checkpoints))
+  # With space again, the same command resumes from step 4, removes the
+  # partial checkpoint and ends bit-identical to an undisturbed run.
+  resumed = trainer.train_and_evaluate(smoke_config(), workdir)
+  assert sorted(os.listdir(checkpoints)) == ["4", "8"]
+  straight = trainer.train_and_evaluate(smoke_config(), str(tmp_path / "b"))
+  for a, b in zip(_leaves(resumed), _leaves(straight), strict=True):
+    np.testing.assert_array_equal(a, b)
