@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 WORKDIR ?= runs/fashion
 CONFIG ?= experiments/fashion.py
 
-.PHONY: train train-short test bench data clean
+.PHONY: train train-short evaluate report test bench data clean
 
 # Debian's Fashion-MNIST (IDX files in /usr/share/datasets/fashion-mnist).
 data:
@@ -31,6 +31,13 @@ train: data $(VENV)/.core
 # The documented short run: 3,000 steps (about 30 minutes on 2 CPU cores).
 train-short: data $(VENV)/.core
 	$(PY) -m ganjax.train --config=$(CONFIG):short --workdir=runs/fashion_short
+
+# Scores the newest checkpoint of WORKDIR; writes WORKDIR/report/index.html.
+evaluate: data $(VENV)/.core
+	$(PY) -m ganjax.evaluate --workdir=$(WORKDIR)
+
+report: $(VENV)/.core
+	$(PY) -m ganjax.report --workdir=$(WORKDIR)
 
 test: data $(VENV)/.test
 	$(PY) -m pytest

@@ -253,18 +253,33 @@ class Dropout(nn.Module):
   was 14% of the reference step). Splitting each word into two 16-bit
   uniforms halves that. The keep probability is round((1 - rate) * 2**16) /
   2**16, within 8e-6 of 1 - rate.
+
+  With `axis_name` (inside pmap over the batch), every device draws the masks
+  of the whole global batch from the same key and keeps its own rows, so the
+  masks do not depend on the number of devices; on one device this is the
+  plain draw. A local batch made of `segments` parts (say fakes, then reals)
+  maps each part to its place in the global batch (all fakes, then all
+  reals), as on one device.
   """
   rate: float
+  axis_name: Any = None
 
   @nn.compact
-  def __call__(self, x, *, deterministic: bool):
+  def __call__(self, x, *, deterministic: bool, segments: int = 1):
     if deterministic or self.rate == 0.0:
       return x
-    n = x.size
+    devices = 1 if self.axis_name is None else jax.lax.axis_size(
+        self.axis_name)
+    n = x.size * devices
     words = jax.random.bits(self.make_rng("dropout"), ((n + 1) // 2,),
                             jnp.uint32)
-    halves = jax.lax.bitcast_convert_type(words, jnp.uint16).reshape(-1)
+    halves = jax.lax.bitcast_convert_type(words, jnp.uint16).reshape(-1)[:n]
+    if devices > 1:  # global (segments, devices, rows) -> this device's rows
+      halves = halves.reshape((segments, devices, -1))
+      halves = jax.lax.dynamic_index_in_dim(
+          halves, jax.lax.axis_index(self.axis_name), 1, keepdims=False)
+    halves = halves.reshape(x.shape)
     threshold = min(max(round((1.0 - self.rate) * 2**16), 1), 2**16 - 1)
-    keep = (halves[:n] < threshold).reshape(x.shape)
+    keep = halves < threshold
     scale = jnp.asarray(2**16 / threshold, x.dtype)
     return jnp.where(keep, x * scale, jnp.zeros_like(x))

@@ -46,14 +46,19 @@ class Discriminator(nn.Module):
   conv_impl: str = "xla"
   dtype: Any = jnp.float32
   dropout_rate: float = 0.4
+  # Mapped batch axis: dropout masks are drawn for the global batch, so they
+  # do not depend on the device count (see layers.Dropout).
+  axis_name: Optional[str] = None
 
   @nn.compact
-  def __call__(self, images_BxHxWxC, *, train: bool):
+  def __call__(self, images_BxHxWxC, *, train: bool, segments: int = 1):
+    """`segments`: the batch is that many equal parts (see layers.Dropout)."""
     x = images_BxHxWxC
     for features in (64, 128):
       x = layers.Conv(features, impl=self.conv_impl, dtype=self.dtype)(x)
       x = nn.leaky_relu(x, 0.2)
-      x = layers.Dropout(self.dropout_rate)(x, deterministic=not train)
+      x = layers.Dropout(self.dropout_rate, self.axis_name)(
+          x, deterministic=not train, segments=segments)
     x = x.reshape(x.shape[0], -1)
     logits = nn.Dense(1, kernel_init=_glorot, dtype=self.dtype)(x)
     return logits[:, 0].astype(jnp.float32)
@@ -66,5 +71,6 @@ def make_models(config, axis_name: Optional[str] = None):
       config.compute_dtype]
   generator = Generator(conv_impl=impl, dtype=dtype, axis_name=axis_name)
   discriminator = Discriminator(conv_impl=impl, dtype=dtype,
-                                dropout_rate=config.d_dropout)
+                                dropout_rate=config.d_dropout,
+                                axis_name=axis_name)
   return generator, discriminator

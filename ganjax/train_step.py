@@ -136,6 +136,11 @@ def train_step(state: TrainState, images_NxHxW, *, generator, discriminator,
   data_key = jax.random.wrap_key_data(state.data_key)
   k_zd, k_zg, k_dropd, k_dropg = jax.random.split(
       jax.random.fold_in(noise_key, state.step), 4)
+  # The same dropout keys on every device: the masks are drawn for the global
+  # batch (layers.Dropout), so data, noise and masks are all independent of
+  # the device count. (fold_in(., 0) keeps runs made before this change, all
+  # with one device, bit for bit.)
+  k_dropd, k_dropg = (jax.random.fold_in(k, 0) for k in (k_dropd, k_dropg))
 
   perm = current_permutation(state.perm, data_key, state.step,
                              batch_size=batch_size)
@@ -160,8 +165,8 @@ def train_step(state: TrainState, images_NxHxW, *, generator, discriminator,
 
   def d_loss_fn(d_params):
     logits = discriminator.apply(
-        {"params": d_params}, d_inputs, train=True,
-        rngs={"dropout": jax.random.fold_in(k_dropd, device)})
+        {"params": d_params}, d_inputs, train=True, segments=2,
+        rngs={"dropout": k_dropd})
     return bce(logits, d_labels).mean(), logits
 
   (d_loss, d_logits), d_grads = jax.value_and_grad(
@@ -178,7 +183,7 @@ def train_step(state: TrainState, images_NxHxW, *, generator, discriminator,
         train=True, mutable=["batch_stats"])
     logits = discriminator.apply(
         {"params": frozen_d_params}, fakes, train=True,
-        rngs={"dropout": jax.random.fold_in(k_dropg, device)})
+        rngs={"dropout": k_dropg})
     return bce(logits, jnp.ones(per_device)).mean(), new_vars["batch_stats"]
 
   (g_loss, g_batch_stats), g_grads = jax.value_and_grad(
