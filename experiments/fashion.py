@@ -51,6 +51,9 @@ def get_config(arg=None):
   config.adam_b1 = 0.5
   config.adam_b2 = 0.999
   config.batch_size = 128  # global; split evenly over the devices
+  # How the step runs over the local devices: "pmap", or "shard_map" (jit of
+  # shard_map over a device Mesh); the same program and results either way.
+  config.parallelism = "pmap"
   config.num_steps = 10_000
   config.steps_per_call = 10  # steps fused into one compiled call (lax.scan)
   # lax.scan unroll factor of the fused steps; 0 = full on CPU (XLA's CPU

@@ -6,7 +6,7 @@ would be accepted.
 
 import math
 
-from ganjax import input_pipeline, layers, losses, optimizers
+from ganjax import input_pipeline, layers, losses, optimizers, train_step
 
 # Fields that may change when a run is resumed: they do not change the result
 # (or, for conv_impl, only within float rounding: both implementations compute
@@ -15,7 +15,7 @@ RESUMABLE_FIELDS = frozenset({
     "num_steps", "log_every", "sample_every", "checkpoint_every",
     "keep_checkpoints", "steps_per_call", "scan_unroll", "conv_impl",
     "data_source", "data_dir", "tfds_data_dir", "eval_every",
-    "eval_num_samples", "eval_seed", "nan_rollbacks"})
+    "eval_num_samples", "eval_seed", "nan_rollbacks", "parallelism"})
 
 _CHOICES = {
     "phase1_bn": ("inference", "batch"),
@@ -24,6 +24,7 @@ _CHOICES = {
     "compute_dtype": ("float32", "bfloat16"),
     "conv_impl": ("auto", *layers.IMPLS),
     "data_source": ("auto", "idx", "tfds"),
+    "parallelism": train_step.PARALLELISMS,
     "dataset": tuple(sorted(input_pipeline.SPECS)),
 }
 _POSITIVE_INTS = ("latent_dim", "batch_size", "num_steps", "steps_per_call",

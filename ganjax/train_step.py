@@ -224,15 +224,26 @@ def train_steps(state, images_NxHxW, *, step_fn, steps_per_call: int,
   return state, jax.tree.map(jnp.mean, metrics)
 
 
+PARALLELISMS = ("pmap", "shard_map")
+
+
 def make_train_fn(*, generator, discriminator, g_tx, d_tx, bce, batch_size,
                   latent_dim, phase1_bn, steps_per_call, devices,
-                  scan_unroll=0):
-  """Compiles `steps_per_call` training steps as one pmapped call.
+                  scan_unroll=0, parallelism="pmap"):
+  """Compiles `steps_per_call` training steps as one call over `devices`.
 
   The returned function maps (state, images_DxNxHxW) -> (state, metrics). The
-  state is unstacked (in_axes=None) and comes back unstacked; its buffers are
-  donated, so the caller must not reuse the state it passed in. The images are
-  stacked per device (in_axes=0), put there once with `replicate_data`.
+  state is replicated (unstacked) in and out; its buffers are donated, so the
+  caller must not reuse the state it passed in. The images are stacked per
+  device, put there once with `replicate_data`.
+
+  `parallelism` picks the API; both run the same per-device program (the
+  step's collectives over axis `AXIS`), so they give the same results:
+  - "pmap": `jax.pmap` with in_axes=(None, 0).
+  - "shard_map": `jax.jit` of `jax.shard_map` over a 1-D `Mesh` of the
+    devices, the state with `PartitionSpec()` and the images with
+    `PartitionSpec(AXIS)`: the modern API, composable with other `jit`ted
+    and sharded code.
   """
   step_fn = functools.partial(
       train_step, generator=generator, discriminator=discriminator, g_tx=g_tx,
@@ -241,8 +252,22 @@ def make_train_fn(*, generator, discriminator, g_tx, d_tx, bce, batch_size,
   multi = functools.partial(train_steps, step_fn=step_fn,
                             steps_per_call=steps_per_call,
                             scan_unroll=scan_unroll)
-  return jax.pmap(multi, axis_name=AXIS, in_axes=(None, 0),
-                  out_axes=(None, None), donate_argnums=(0,), devices=devices)
+  if parallelism == "pmap":
+    return jax.pmap(multi, axis_name=AXIS, in_axes=(None, 0),
+                    out_axes=(None, None), donate_argnums=(0,),
+                    devices=devices)
+  if parallelism == "shard_map":
+    P = jax.sharding.PartitionSpec  # pylint: disable=invalid-name
+    per_device = jax.shard_map(
+        lambda state, images_1xNxHxW: multi(state, images_1xNxHxW[0]),
+        mesh=_mesh(devices), in_specs=(P(), P(AXIS)), out_specs=(P(), P()),
+        # The step averages its gradients itself (pmean in _update), as under
+        # pmap. With check_vma, the gradient of the replicated parameters
+        # would get an implicit psum on top.
+        check_vma=False)
+    return jax.jit(per_device, donate_argnums=(0,))
+  raise ValueError(f"config.parallelism={parallelism!r} is not one of "
+                   f"{list(PARALLELISMS)}.")
 
 
 def _mesh(devices):

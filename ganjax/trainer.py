@@ -113,7 +113,7 @@ def compile_train_fn(config, devices, bce=None):
       bce=bce or losses.get_bce(config.bce), batch_size=config.batch_size,
       latent_dim=config.latent_dim, phase1_bn=config.phase1_bn,
       steps_per_call=config.steps_per_call, scan_unroll=config.scan_unroll,
-      devices=devices)
+      devices=devices, parallelism=config.parallelism)
 
 
 def load_run_config(workdir: str) -> ml_collections.ConfigDict:

@@ -49,6 +49,7 @@ FIELDS = {
     "compute_dtype": st.sampled_from(["float32", "bfloat16", "float16"]),
     "conv_impl": st.sampled_from(["auto", "xla", "matmul", "hybrid", "fft"]),
     "dataset": st.sampled_from(["fashion_mnist", "cifar10", 3]),
+    "parallelism": st.sampled_from(["pmap", "shard_map", "gspmd"]),
 }
 
 overrides_strategy = st.dictionaries(
