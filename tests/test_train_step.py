@@ -21,6 +21,15 @@ def _build(config, num_devices, bce=None):
   return train_step.replicate_state(state, devices), train_fn, devices
 
 
+def _run(config, num_devices, images, calls=2):
+  """(state, metrics of the last call) after `calls` compiled calls."""
+  state, train_fn, devices = _build(config, num_devices)
+  data = train_step.replicate_data(images, devices)
+  for _ in range(calls):
+    state, metrics = train_fn(state, data)
+  return jax.device_get(state), jax.device_get(metrics)
+
+
 def test_batch_indices_are_a_permutation_per_epoch():
   key = jax.random.key(0)
   perm, seen = jnp.zeros(10, jnp.int32), []
@@ -78,13 +87,7 @@ def test_device_count_does_not_change_the_run(fashion_train):
   """
   config = smoke_config(batch_size=16, steps_per_call=2)
   assert config.d_dropout > 0  # the masks are part of what must agree
-  finals = []
-  for num_devices in (1, 2, 4):
-    state, train_fn, devices = _build(config, num_devices)
-    data = train_step.replicate_data(fashion_train[0], devices)
-    for _ in range(2):
-      state, _ = train_fn(state, data)
-    finals.append(jax.device_get(state))
+  finals = [_run(config, n, fashion_train[0])[0] for n in (1, 2, 4)]
   one = finals[0]
   for other in finals[1:]:
     assert int(one.step) == int(other.step) == 4
@@ -98,16 +101,10 @@ def test_device_count_does_not_change_the_run(fashion_train):
 def test_shard_map_matches_pmap(fashion_train):
   """config.parallelism="shard_map" (jit over a device Mesh) runs the same
   per-device program as pmap: bit-identical on 4 devices."""
-  finals = []
-  for parallelism in ("pmap", "shard_map"):
-    config = smoke_config(batch_size=16, steps_per_call=2,
-                          parallelism=parallelism)
-    state, train_fn, devices = _build(config, 4)
-    data = train_step.replicate_data(fashion_train[0], devices)
-    for _ in range(2):
-      state, metrics = train_fn(state, data)
-    finals.append((jax.device_get(state), jax.device_get(metrics)))
-  (a, metrics_a), (b, metrics_b) = finals
+  (a, metrics_a), (b, metrics_b) = (
+      _run(smoke_config(batch_size=16, steps_per_call=2,
+                        parallelism=parallelism), 4, fashion_train[0])
+      for parallelism in ("pmap", "shard_map"))
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
     np.testing.assert_array_equal(x, y)
   assert metrics_a == metrics_b
@@ -174,15 +171,9 @@ def test_default_impl_step_matches_xla_step(fashion_train):
   """The CPU default ("hybrid" convolutions, fused and unrolled steps) follows
   the plain XLA formulation: same losses and parameters within float32
   rounding after 4 steps."""
-  finals = []
-  for impl in ("xla", "hybrid"):
-    config = smoke_config(batch_size=8, steps_per_call=2, conv_impl=impl)
-    state, train_fn, devices = _build(config, 1)
-    data = train_step.replicate_data(fashion_train[0], devices)
-    for _ in range(2):
-      state, metrics = train_fn(state, data)
-    finals.append((jax.device_get(state), jax.device_get(metrics)))
-  (xla_state, xla_metrics), (hybrid_state, hybrid_metrics) = finals
+  (xla_state, xla_metrics), (hybrid_state, hybrid_metrics) = (
+      _run(smoke_config(batch_size=8, steps_per_call=2, conv_impl=impl), 1,
+           fashion_train[0]) for impl in ("xla", "hybrid"))
   for name in xla_metrics:
     np.testing.assert_allclose(hybrid_metrics[name], xla_metrics[name],
                                rtol=1e-4, err_msg=name)
