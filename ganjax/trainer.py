@@ -3,6 +3,7 @@
 The command line (`ganjax.train`), the tests and the benchmarks all call this.
 """
 
+import hashlib
 import itertools
 import json
 import os
@@ -169,27 +170,46 @@ def prepare_workdir(workdir: str, config) -> None:
   metric_writers.write_json(saved_path, config.to_dict())
 
 
-def _git_commit():
+def _git(*args):
   try:
     return subprocess.run(
-        ["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+        ["git", *args], capture_output=True, text=True,
         cwd=os.path.dirname(os.path.abspath(ganjax.__file__)), timeout=10,
         check=True).stdout.strip()
   except (OSError, subprocess.SubprocessError):
     return None
 
 
+def config_sha256(config) -> str:
+  """SHA-256 of the fields that decide the result (`configs.trajectory_fields`)."""
+  return hashlib.sha256(json.dumps(configs.trajectory_fields(config),
+                                   sort_keys=True).encode()).hexdigest()
+
+
 def write_manifest(workdir, config, data_info, conv_impl, devices):
+  """run.json, the reproduce report: everything that can make two runs
+  differ. `python -m ganjax.reproduce` prints it and compares two runs."""
   import flax, optax, orbax.checkpoint  # pylint: disable=g-import-not-at-top,multiple-imports
+  status = _git("status", "--porcelain", "--untracked-files=no")
   manifest = {
       "ganjax": ganjax.__version__, "jax": jax.__version__,
       "jaxlib": jax.lib.__version__, "flax": flax.__version__,
       "optax": optax.__version__, "orbax_checkpoint":
           orbax.checkpoint.__version__, "numpy": np.__version__,
       "python": sys.version.split()[0], "platform": platform.platform(),
+      "cpu_count": os.cpu_count(),
       "backend": jax.default_backend(),
       "devices": [d.device_kind for d in devices],
-      "seed": config.seed, "git_commit": _git_commit(),
+      "process_count": jax.process_count(),
+      "xla_flags": os.environ.get("XLA_FLAGS", ""),
+      "environment": {k: v for k, v in sorted(os.environ.items())
+                      if k.startswith(("JAX_", "XLA_", "TF_CPP"))},
+      "jax_config": {name: jax.config.values.get(name) for name in (
+          "jax_enable_x64", "jax_default_matmul_precision",
+          "jax_threefry_partitionable", "jax_numpy_rank_promotion")},
+      "seed": config.seed, "config_sha256": config_sha256(config),
+      "git_commit": _git("rev-parse", "HEAD"),
+      "git_dirty": None if status is None else bool(status),
       "conv_impl_resolved": conv_impl,
       "phase1_bn": config.phase1_bn, "bce": config.bce,
       "data": data_info, "argv": sys.argv,

@@ -165,3 +165,22 @@ def test_checkpoint_of_another_state_layout_is_named(smoke_run, tmp_path):
   with pytest.raises(checkpointing.CheckpointError,
                      match=r"another layout.*missing: \[\"\['perm'\]"):
     trainer.train_and_evaluate(smoke_config(num_steps=12), workdir)
+
+
+def test_reproduce_report_names_what_differs(smoke_run, tmp_path):
+  from ganjax import reproduce  # pylint: disable=g-import-not-at-top
+  workdir, _ = smoke_run
+  with open(os.path.join(workdir, "run.json"), encoding="utf-8") as f:
+    manifest = json.load(f)
+  assert manifest["config_sha256"] == trainer.config_sha256(smoke_config())
+  assert "--xla_force_host_platform_device_count=4" in manifest["xla_flags"]
+  assert manifest["jax_config"]["jax_numpy_rank_promotion"] == "raise"
+  assert reproduce.differences(workdir, workdir) == []
+  other = str(tmp_path / "other")
+  trainer.train_and_evaluate(smoke_config(seed=3, num_steps=2), other)
+  lines = reproduce.differences(workdir, other)
+  assert "seed: 0 -> 3" in lines
+  assert any(line.startswith("config_sha256: ") for line in lines)
+  assert "  config seed: 0 -> 3" in lines
+  # num_steps is not a trajectory field: it does not change the hash.
+  assert not any("num_steps" in line for line in lines)
