@@ -56,8 +56,9 @@ RECIPE = Recipe()
 # copy of the dataset was available to train on; train it with the command
 # above and pass --out).
 WEIGHTS = {
-    "fashion_mnist": ("fashion_mnist_classifier.msgpack",
-                      "9b9d08c14be9482340c81619e8b59212e46ef78af8c003cc7350beac500669be"),
+    "fashion_mnist": (
+        "fashion_mnist_classifier.msgpack",
+        "9b9d08c14be9482340c81619e8b59212e46ef78af8c003cc7350beac500669be"),
     "mnist": ("mnist_classifier.msgpack", None),
 }
 
