@@ -5,7 +5,7 @@
 Traces `--calls` compiled calls with `jax.profiler.trace` (the trace is kept
 in --trace_dir for TensorBoard's profile plugin or Perfetto), then sums the
 XLA CPU ops' time per op kind (convolution, dot, fusion, ...) and lists the
-costliest single ops. Op times are summed over the CPU threads, so they are
+costliest ops by layer and pass. Op times are summed over the CPU threads, so they are
 CPU time, not wall time. The script also prints the step's analytic FLOPs,
 its wall time and the FLOP/s as a fraction of the matmul peak measured in the
 same run, and the best the step could reach if everything but the
@@ -132,9 +132,15 @@ def main():
         "the op time. With everything else free the step would reach "
         f"{100 * (flop_ms / cpu_ms) ** -1 * step_flops / wall_ms / 1e-3 / peak:.0f}"
         "% of the peak.")
-  print(f"\n{'costliest ops':<18}{'CPU-ms/step':>12}  output, source")
-  for name, ms in totals.most_common(args.top):
-    print(f"{name:<18}{ms / steps:>12.1f}  {labels.get(name, '')}")
+  # The fused steps are unrolled on CPU, so each step has its own copy of
+  # every op: group the copies by output shape and source.
+  by_source = collections.Counter()
+  for name, ms in totals.items():
+    by_source[labels.get(name) or f"({kind(name)}, no source metadata)"] += (
+        ms / steps)
+  print(f"\n{'CPU-ms/step':>11}  costliest ops by output shape and source")
+  for label, ms in by_source.most_common(args.top):
+    print(f"{ms:>11.1f}  {label}")
 
 
 if __name__ == "__main__":
