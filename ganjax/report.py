@@ -24,9 +24,6 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
 from ganjax import metric_writers
 
-flags.DEFINE_string("workdir", None, "A ganjax run directory.")
-flags.DEFINE_integer("max_grids", 12, "Sample grids shown over time.")
-flags.mark_flags_as_required(["workdir"])
 FLAGS = flags.FLAGS
 
 # (file, title, [(metrics.jsonl key, label)]) of each plot; a plot whose keys
@@ -173,5 +170,14 @@ def main(argv):
   print(path)
 
 
+def define_flags():
+  """The command line's flags; defined only when run as a program, so the
+  module can be imported next to other ganjax commands."""
+  flags.DEFINE_string("workdir", None, "A ganjax run directory.")
+  flags.DEFINE_integer("max_grids", 12, "Sample grids shown over time.")
+  flags.mark_flags_as_required(["workdir"])
+
+
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -21,9 +21,6 @@ from absl import flags
 
 from ganjax import configs
 
-flags.DEFINE_string("workdir", None, "A ganjax run directory.")
-flags.DEFINE_string("against", None, "Another run directory to compare with.")
-flags.mark_flags_as_required(["workdir"])
 FLAGS = flags.FLAGS
 
 IGNORED = ("started", "argv")  # differ between any two runs
@@ -81,5 +78,14 @@ def main(argv):
         "No differences in versions, platform, devices, flags, config or data.")
 
 
+def define_flags():
+  """The command line's flags; defined only when run as a program, so the
+  module can be imported next to other ganjax commands."""
+  flags.DEFINE_string("workdir", None, "A ganjax run directory.")
+  flags.DEFINE_string("against", None, "Another run directory to compare with.")
+  flags.mark_flags_as_required(["workdir"])
+
+
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -183,9 +183,10 @@ def test_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path):
   result = subprocess.run(["sh", "-c", command], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600,
                           check=False)
-  assert result.returncode == 1
-  (last,) = [line for line in result.stderr.splitlines()
-              if line.startswith("ganjax.train: error: ")]
+  errors = [line for line in result.stderr.splitlines()
+            if line.startswith("ganjax.train: error: ")]
+  assert result.returncode == 1 and len(errors) == 1, result.stderr[-5000:]
+  last = errors[0]
   assert last.startswith("ganjax.train: error: Writing checkpoint 8 in ")
   assert "File too large" in last and "The disk may be full" in last
   assert "The complete checkpoints [4] are intact" in last
