@@ -31,11 +31,21 @@ _POSITIVE_INTS = ("latent_dim", "batch_size", "num_steps", "steps_per_call",
                   "log_every", "sample_every",
                   "checkpoint_every", "keep_checkpoints", "num_sample_images")
 _POSITIVE_FLOATS = ("g_learning_rate", "d_learning_rate", "rmsprop_eps")
-_UNIT_INTERVAL = ("rmsprop_decay", "adam_b1", "adam_b2")  # [0, 1)
+_UNIT_INTERVAL = ("rmsprop_decay", "adam_b1", "adam_b2", "d_dropout")  # [0, 1)
 
 
 def _fail(field, value, wanted):
   raise ValueError(f"config.{field}={value!r} is invalid: {wanted}.")
+
+
+def _is_int(value) -> bool:
+  return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+  """A finite int or float (not a bool, which Python counts as an int)."""
+  return (isinstance(value, (int, float)) and not isinstance(value, bool)
+          and math.isfinite(value))
 
 
 def validate(config, num_devices: int) -> None:
@@ -43,36 +53,26 @@ def validate(config, num_devices: int) -> None:
   for field, choices in _CHOICES.items():
     if config[field] not in choices:
       _fail(field, config[field], f"must be one of {list(choices)}")
-  if not isinstance(config.seed, int) or isinstance(config.seed, bool) or not (
-      0 <= config.seed < 2**32):
+  if not _is_int(config.seed) or not 0 <= config.seed < 2**32:
     _fail("seed", config.seed, "must be an integer in [0, 2**32)")
   for field in _POSITIVE_INTS:
-    value = config[field]
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-      _fail(field, value, "must be a positive integer")
+    if not _is_int(config[field]) or config[field] < 1:
+      _fail(field, config[field], "must be a positive integer")
   for field in _POSITIVE_FLOATS:
-    value = config[field]
-    if not isinstance(value, (int, float)) or not math.isfinite(value) or (
-        value <= 0):
-      _fail(field, value, "must be a finite number > 0")
+    if not _is_number(config[field]) or config[field] <= 0:
+      _fail(field, config[field], "must be a finite number > 0")
   for field in _UNIT_INTERVAL:
-    value = config[field]
-    if not isinstance(value, (int, float)) or not 0 <= value < 1:
-      _fail(field, value, "must be a number in [0, 1)")
+    if not _is_number(config[field]) or not 0 <= config[field] < 1:
+      _fail(field, config[field], "must be a number in [0, 1)")
   for field, meaning in (("scan_unroll", "0 = automatic"),
                          ("eval_every", "0 = never"), ("eval_seed", ""),
                          ("nan_rollbacks", "0 = stop at the first NaN")):
-    value = config[field]
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-      _fail(field, value, "must be an integer >= 0" +
+    if not _is_int(config[field]) or config[field] < 0:
+      _fail(field, config[field], "must be an integer >= 0" +
             (f" ({meaning})" if meaning else ""))
-  if not isinstance(config.eval_num_samples, int) or (
-      config.eval_num_samples < 100):
+  if not _is_int(config.eval_num_samples) or config.eval_num_samples < 100:
     _fail("eval_num_samples", config.eval_num_samples,
           "must be an integer >= 100 (the protocol uses 10000)")
-  if not isinstance(config.d_dropout, (int, float)) or not (
-      0 <= config.d_dropout < 1):
-    _fail("d_dropout", config.d_dropout, "must be a number in [0, 1)")
   if config.batch_size % num_devices:
     _fail("batch_size", config.batch_size,
           f"must be divisible by the number of devices ({num_devices}); "
@@ -91,9 +91,10 @@ def validate(config, num_devices: int) -> None:
 
 
 def trajectory_fields(config) -> dict:
-  """The config fields that decide the result of a run (see RESUMABLE_FIELDS)."""
-  return {k: v for k, v in config.to_dict().items()
-          if k not in RESUMABLE_FIELDS}
+  """The fields of a config (ConfigDict, or a dict such as a saved
+  config.json) that decide the result of a run (see RESUMABLE_FIELDS)."""
+  fields = config.to_dict() if hasattr(config, "to_dict") else config
+  return {k: v for k, v in fields.items() if k not in RESUMABLE_FIELDS}
 
 
 def differences(saved: dict, current: dict) -> list:

@@ -81,14 +81,9 @@ def _run():
       source=config.data_source, tfds_data_dir=config.tfds_data_dir or None)
   logging.info("Scoring %d samples from %s step %d", FLAGS.num_samples,
                FLAGS.workdir, step)
-  result = metrics_lib.evaluate_generator(
-      evaluator, sampler, g_vars, config.latent_dim, FLAGS.num_samples,
-      FLAGS.seed)
-  result["step"] = step
-  path = metric_writers.eval_path(FLAGS.workdir, step)
-  metric_writers.write_json(path, result)
-  logging.info("Wrote %s", path)
-  return result
+  return trainer.evaluate_generator(
+      evaluator, sampler, g_vars, FLAGS.workdir, step, config.latent_dim,
+      FLAGS.num_samples, FLAGS.seed)
 
 
 if __name__ == "__main__":

@@ -25,9 +25,8 @@ class MetricWriter:
       self._jsonl.close()
     if os.path.exists(self._path):
       kept = [r for r in read_jsonl(self._path) if r["step"] <= step]
-      with open(self._path + ".tmp", "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(r) + "\n" for r in kept)
-      os.replace(self._path + ".tmp", self._path)
+      _write_atomically(self._path, "".join(json.dumps(r) + "\n"
+                                            for r in kept))
     self._jsonl = open(self._path, "a", encoding="utf-8")  # pylint: disable=consider-using-with
 
   def write(self, step: int, scalars: dict) -> None:
@@ -65,7 +64,11 @@ def eval_path(workdir: str, step: int) -> str:
 def write_json(path: str, record: dict) -> None:
   """Writes `record` atomically (a reader never sees half a file)."""
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = path + ".tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
-    json.dump(record, f, indent=2, sort_keys=True)
-  os.replace(tmp, path)
+  _write_atomically(path, json.dumps(record, indent=2, sort_keys=True))
+
+
+def _write_atomically(path: str, text: str) -> None:
+  """A crash leaves the old file or the new one, never a torn one."""
+  with open(path + ".tmp", "w", encoding="utf-8") as f:
+    f.write(text)
+  os.replace(path + ".tmp", path)

@@ -53,12 +53,10 @@ def differences(workdir_a, workdir_b) -> list:
            for k in sorted(set(a) | set(b))
            if k not in IGNORED and a.get(k) != b.get(k)]
   if a.get("config_sha256") != b.get("config_sha256"):
-    config_a = _load(workdir_a, "config.json")
-    config_b = _load(workdir_b, "config.json")
-    strip = lambda c: {k: v for k, v in c.items()
-                       if k not in configs.RESUMABLE_FIELDS}
-    lines += [f"  config {d}" for d in configs.differences(strip(config_a),
-                                                           strip(config_b))]
+    config_a, config_b = (configs.trajectory_fields(_load(w, "config.json"))
+                          for w in (workdir_a, workdir_b))
+    lines += [f"  config {d}"
+              for d in configs.differences(config_a, config_b)]
   return lines
 
 

@@ -10,14 +10,15 @@ from ganjax import images as images_lib
 
 
 @functools.lru_cache(maxsize=None)
-def _inference_fn(sampler):
+def inference_fn(sampler):
+  """G in inference mode, jitted once per generator module."""
   return jax.jit(lambda v, z: sampler.apply(v, z, train=False))
 
 
 def generate(sampler, g_vars, num: int, seed: int, latent_dim: int,
              batch_size: int = 1000):
   """`num` samples as uint8 (num, H, W), G in inference mode."""
-  apply = _inference_fn(sampler)
+  apply = inference_fn(sampler)
   key = jax.random.key(seed)
   out = []
   for start in range(0, num, batch_size):

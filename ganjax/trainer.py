@@ -32,6 +32,7 @@ from ganjax import metric_writers
 from ganjax import metrics as metrics_lib
 from ganjax import models
 from ganjax import optimizers
+from ganjax import sampling
 from ganjax import train_step
 
 
@@ -159,9 +160,8 @@ def prepare_workdir(workdir: str, config) -> None:
   if os.path.exists(saved_path):
     with open(saved_path, encoding="utf-8") as f:
       saved = json.load(f)
-    diffs = configs.differences(
-        {k: v for k, v in saved.items() if k not in configs.RESUMABLE_FIELDS},
-        configs.trajectory_fields(config))
+    diffs = configs.differences(configs.trajectory_fields(saved),
+                                configs.trajectory_fields(config))
     if diffs:
       raise ValueError(
           f"--workdir={workdir} holds a run of another config; these fields "
@@ -224,6 +224,14 @@ _DIVERGED_HELP = (
     "config.nan_rollbacks=N to roll back and continue with a new noise stream.")
 
 
+@jax.jit
+def _params_finite(*param_trees):
+  """One bool per tree: all its entries finite (one device round trip)."""
+  return [jnp.all(jnp.stack([jnp.isfinite(x).all()
+                             for x in jax.tree.leaves(tree)]))
+          for tree in param_trees]
+
+
 def _check_finite(step, scalars, state=None):
   for name, value in scalars.items():
     if not np.isfinite(value):
@@ -231,12 +239,27 @@ def _check_finite(step, scalars, state=None):
           f"Training diverged at step {step}: {name} = {value}. "
           + _DIVERGED_HELP)
   if state is not None:
-    for name in ("g_params", "d_params"):
-      if not all(bool(jnp.isfinite(x).all())
-                 for x in jax.tree.leaves(getattr(state, name))):
+    finite = jax.device_get(_params_finite(state.g_params, state.d_params))
+    for name, ok in zip(("g_params", "d_params"), finite):
+      if not ok:
         raise TrainingDivergedError(
             f"Training diverged at step {step}: {name} holds NaN or Inf. "
             + _DIVERGED_HELP)
+
+
+def evaluate_generator(evaluator, sampler, g_vars, workdir, step, latent_dim,
+                       num_samples, seed) -> dict:
+  """Scores G (checkpoint `step` of the run in `workdir`) by the protocol;
+  writes workdir/eval/step_<step>.json and logs the headline numbers."""
+  result = metrics_lib.evaluate_generator(evaluator, sampler, g_vars,
+                                          latent_dim, num_samples, seed)
+  result["step"] = step
+  metric_writers.write_json(metric_writers.eval_path(workdir, step), result)
+  logging.info("eval at step %d: FID %.3f  KID %.5f  precision %.3f  recall "
+               "%.3f  classes %d  (%.1f s)", step, result["fid"],
+               result["kid"], result["precision"], result["recall"],
+               result["classes_covered"], result["seconds"])
+  return result
 
 
 def _g_vars(state):
@@ -266,8 +289,6 @@ class _Run:
     self.train_fn = compile_train_fn(config, self.devices)
     self.fixed_z = jax.random.normal(
         self.keys["sample"], (config.num_sample_images, config.latent_dim))
-    self.generate = jax.jit(
-        lambda g_vars, z: self.sampler.apply(g_vars, z, train=False))
     self.evaluator = None
     if config.eval_every:  # built now, so a missing classifier fails early
       self.evaluator = metrics_lib.Evaluator(
@@ -276,21 +297,13 @@ class _Run:
           tfds_data_dir=config.tfds_data_dir or None)
 
   def evaluate(self, state, step):
-    """Scores G at `step` by the protocol; writes eval/step_<step>.json."""
-    result = metrics_lib.evaluate_generator(
-        self.evaluator, self.sampler, _g_vars(state), self.config.latent_dim,
-        self.config.eval_num_samples, self.config.eval_seed)
-    result["step"] = step
-    metric_writers.write_json(metric_writers.eval_path(self.workdir, step),
-                              result)
-    logging.info("eval at step %d: FID %.3f  KID %.5f  precision %.3f  "
-                 "recall %.3f  classes %d  (%.1f s)", step, result["fid"],
-                 result["kid"], result["precision"], result["recall"],
-                 result["classes_covered"], result["seconds"])
-    return result
+    return evaluate_generator(
+        self.evaluator, self.sampler, _g_vars(state), self.workdir, step,
+        self.config.latent_dim, self.config.eval_num_samples,
+        self.config.eval_seed)
 
   def write_grid(self, state, name):
-    fakes = self.generate(_g_vars(state), self.fixed_z)
+    fakes = sampling.inference_fn(self.sampler)(_g_vars(state), self.fixed_z)
     images_lib.save_png(os.path.join(self.workdir, "samples", name),
                         images_lib.grid(images_lib.to_uint8(fakes)))
 

@@ -12,13 +12,20 @@ import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
 import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
-jax.config.update("jax_compilation_cache_dir", os.environ.get(
-    "GANJAX_TEST_CACHE", os.path.join(tempfile.gettempdir(),
-                                      "ganjax-test-jax-cache")))
+CACHE_DIR = os.environ.get("GANJAX_TEST_CACHE", os.path.join(
+    tempfile.gettempdir(), "ganjax-test-jax-cache"))
+jax.config.update("jax_compilation_cache_dir", CACHE_DIR)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def subprocess_env():
+  """The environment for a ganjax command run by a test: this one (4 fake
+  devices) plus the shared compilation cache, so it compiles nothing twice."""
+  return dict(os.environ, JAX_COMPILATION_CACHE_DIR=CACHE_DIR,
+              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
 
 
 @pytest.fixture(scope="session")

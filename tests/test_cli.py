@@ -8,17 +8,13 @@ import sys
 import numpy as np
 from PIL import Image
 
-from tests.conftest import REPO
+from tests.conftest import REPO, subprocess_env
 
 
-def _run(*args, env_extra=None):
-  env = dict(os.environ)
-  env.update({"JAX_COMPILATION_CACHE_DIR": os.environ.get(
-      "GANJAX_TEST_CACHE", "/tmp/ganjax-test-jax-cache"),
-              "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"})
-  env.update(env_extra or {})
-  return subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=env,
-                        capture_output=True, text=True, timeout=900)
+def _run(*args):
+  return subprocess.run([sys.executable, "-m", *args], cwd=REPO,
+                        env=subprocess_env(), capture_output=True, text=True,
+                        timeout=900)
 
 
 def test_train_then_sample(tmp_path):
@@ -97,9 +93,7 @@ def test_sigterm_saves_and_resume_is_bit_identical(tmp_path):
   from tests.conftest import smoke_config  # pylint: disable=g-import-not-at-top
 
   workdir = str(tmp_path / "run")
-  env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=os.environ.get(
-      "GANJAX_TEST_CACHE", "/tmp/ganjax-test-jax-cache"),
-             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+  env = subprocess_env()
   process = subprocess.Popen(
       [sys.executable, "-m", "ganjax.train",
        "--config=experiments/fashion.py:smoke", f"--workdir={workdir}",

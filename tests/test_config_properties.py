@@ -75,15 +75,65 @@ def _classify(overrides):
   return None
 
 
+def _int(v, low):
+  return type(v) is int and v >= low  # pylint: disable=unidiomatic-typecheck
+
+
+def _number(v):
+  return type(v) in (int, float) and math.isfinite(v)  # pylint: disable=unidiomatic-typecheck
+
+
+# The documented meaning of each field (experiments/fashion.py), written
+# independently of configs.validate: what a correct validator accepts.
+VALID = {
+    "batch_size": lambda v: _int(v, 1) and v % NUM_DEVICES == 0,
+    "latent_dim": lambda v: _int(v, 1),
+    "steps_per_call": lambda v: _int(v, 1),
+    "log_every": lambda v: _int(v, 1),
+    "checkpoint_every": lambda v: _int(v, 1),
+    "keep_checkpoints": lambda v: _int(v, 1),
+    "num_sample_images": lambda v: _int(v, 1),
+    "seed": lambda v: _int(v, 0) and v < 2**32,
+    "g_learning_rate": lambda v: _number(v) and v > 0,
+    "d_learning_rate": lambda v: _number(v) and v > 0,
+    "rmsprop_eps": lambda v: _number(v) and v > 0,
+    "rmsprop_decay": lambda v: _number(v) and 0 <= v < 1,
+    "adam_b1": lambda v: _number(v) and 0 <= v < 1,
+    "d_dropout": lambda v: _number(v) and 0 <= v < 1,
+    "scan_unroll": lambda v: _int(v, 0),
+    "eval_every": lambda v: _int(v, 0),
+    "eval_num_samples": lambda v: _int(v, 100),
+    "nan_rollbacks": lambda v: _int(v, 0),
+    "optimizer": lambda v: v in ("rmsprop", "adam"),
+    "bce": lambda v: v in ("logits", "keras"),
+    "phase1_bn": lambda v: v in ("batch", "inference"),
+    "compute_dtype": lambda v: v in ("float32", "bfloat16"),
+    "conv_impl": lambda v: v in ("auto", "xla", "matmul", "hybrid"),
+    "dataset": lambda v: v == "fashion_mnist",
+    "parallelism": lambda v: v in ("pmap", "shard_map"),
+}
+_MULTIPLES = ("num_steps", "log_every", "sample_every", "checkpoint_every",
+              "eval_every")  # of steps_per_call
+
+
+def _invalid_fields(overrides):
+  config = _make(overrides).to_dict()
+  bad = {f for f, v in overrides.items() if not VALID[f](v)}
+  every = config["steps_per_call"]
+  if "steps_per_call" not in bad:
+    bad |= {f for f in _MULTIPLES
+            if f not in bad and config[f] % every}
+  return bad
+
+
 @settings(max_examples=400, deadline=None, derandomize=True)
 @given(overrides_strategy)
 def test_every_override_is_accepted_or_names_its_field(overrides):
-  field = _classify(overrides)
-  if field is not None:
-    # The named field is one that was overridden (the base config is valid),
-    # or a multiple of steps_per_call that a new steps_per_call broke.
-    assert field in overrides or "steps_per_call" in overrides, (
-        field, overrides)
+  """Accepted exactly when every value is valid; rejected with the name of
+  an invalid field."""
+  field, invalid = _classify(overrides), _invalid_fields(overrides)
+  assert (field is None) == (not invalid), (field, invalid, overrides)
+  assert field is None or field in invalid, (field, invalid, overrides)
 
 
 def _trainable(overrides):

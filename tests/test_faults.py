@@ -15,7 +15,7 @@ import pytest
 from ganjax import checkpointing
 from ganjax import metric_writers
 from ganjax import trainer
-from tests.conftest import REPO, smoke_config
+from tests.conftest import REPO, smoke_config, subprocess_env
 
 
 def _leaves(state):
@@ -89,14 +89,8 @@ def test_more_nans_than_rollbacks_stop(tmp_path, monkeypatch):
     trainer.train_and_evaluate(config, str(tmp_path))
 
 
-def _cached_env():
-  return dict(os.environ, JAX_COMPILATION_CACHE_DIR=os.environ.get(
-      "GANJAX_TEST_CACHE", "/tmp/ganjax-test-jax-cache"),
-              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
-
-
 def _start_training(workdir, log_path):
-  env = _cached_env()
+  env = subprocess_env()
   log = open(log_path, "w", encoding="utf-8")  # pylint: disable=consider-using-with
   return subprocess.Popen(
       [sys.executable, "-m", "ganjax.train",
@@ -176,7 +170,7 @@ def test_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path):
   trainer.train_and_evaluate(smoke_config(num_steps=4), workdir)
   # Writes past 1 MB fail with EFBIG (errno 27), as writes to a full disk
   # fail with ENOSPC; no privileges needed. SIGXFSZ ignored, as for a disk.
-  env = _cached_env()
+  env = subprocess_env()
   command = (f"trap '' XFSZ; ulimit -f 1024; exec {sys.executable} -m "
              "ganjax.train --config=experiments/fashion.py:smoke "
              f"--workdir={workdir} --config.num_steps=8")
