@@ -27,9 +27,16 @@ def get_config(arg=None):
   config.data_dir = ""  # IDX directory; "" = Debian's dataset-fashion-mnist
   config.tfds_data_dir = ""  # TFDS data_dir; "" = TFDS default
 
-  # Model: the reference DCGAN.
+  # Model: the reference DCGAN (see ganjax/models.py for the others).
+  config.architecture = "dcgan28"  # "dcgan28", "dcgan32", "resnet32"
+  config.g_width = 64  # base widths; 64 = the published sizes
+  config.d_width = 64
   config.latent_dim = 32
   config.d_dropout = 0.4
+  config.spectral_norm = False  # spectral normalization of every D layer
+  # Class-conditional G (label embedding) and projection D; grids get one
+  # column per class and evaluation adds the per-class accuracy.
+  config.conditional = False
   # Convolutions: "auto" (hybrid on CPU, xla elsewhere), "xla", "matmul",
   # "hybrid"; all compute the same function (see ganjax/layers.py).
   config.conv_impl = "auto"
@@ -42,7 +49,22 @@ def get_config(arg=None):
   config.phase1_bn = "batch"
   config.bce = "logits"
 
+  # The GAN objective (see ganjax/losses.py, regularizers.py, augment.py).
+  # loss: "reference" (the BCE above), "minimax", "non_saturating", "hinge",
+  #   "wasserstein", "least_squares", "relativistic".
+  config.loss = "reference"
+  config.gp_weight = 0.0  # WGAN-GP weight (lambda; 10 in the paper)
+  config.r1_weight = 0.0  # R1 weight (gamma) on D's real inputs
+  config.r1_every = 1  # lazy R1: every this many steps, weighted this much more
+  # DiffAugment of every D input: comma-separated "color", "translation",
+  # "cutout"; "" = none.
+  config.augment = ""
+  # EMA of G's weights, used for samples and evaluation when > 0.
+  config.ema_decay = 0.0
+  config.ema_start = 0  # the average equals the weights before this step
+
   # Optimization: RMSprop with Keras' defaults for both networks.
+  # Learning rates may differ (two time-scale update rule, TTUR).
   config.optimizer = "rmsprop"  # "rmsprop" or "adam"
   config.g_learning_rate = 1e-3
   config.d_learning_rate = 1e-3

@@ -27,6 +27,15 @@ def state_layout(state) -> list:
                 f"{leaf.dtype}" for path, leaf in flat)
 
 
+def _with_arrays(state) -> dict:
+  """The state as a dict without its array-less fields (no EMA: None; no
+  spectral norm: {}), which are not written: checkpoints from before such
+  fields existed have the same structure."""
+  return {name: value for name, value in
+          flax.serialization.to_state_dict(state).items()
+          if jax.tree.leaves(value)}
+
+
 class CheckpointError(RuntimeError):
   """A checkpoint cannot be used: corrupt, or made by another config."""
 
@@ -74,8 +83,7 @@ class Checkpointer:
       self._manager.wait_until_finished()  # surfaces an earlier failure
       self._writing = step
       self._manager.save(step, args=ocp.args.Composite(
-          state=ocp.args.StandardSave(
-              flax.serialization.to_state_dict(state)),
+          state=ocp.args.StandardSave(_with_arrays(state)),
           meta=ocp.args.JsonSave(meta)))
 
   def delete(self, step: int) -> None:
@@ -105,7 +113,8 @@ class Checkpointer:
     """
     path = os.path.join(self.directory, str(step))
     meta = self.read_meta(step)
-    diffs = configs.differences(meta.get("config", {}),
+    diffs = configs.differences(configs.with_added_defaults(
+        meta.get("config", {})),
                                 configs.trajectory_fields(config))
     if diffs:
       raise CheckpointError(
@@ -122,17 +131,24 @@ class Checkpointer:
           f"unexpected: {extra}. Resume it with that ganjax version, or "
           "start in a new --workdir.")
     target = flax.serialization.to_state_dict(template)
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct,
+                            _with_arrays(template))
+    restore = lambda tree: self._manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(tree)))["state"]
     try:
-      restored = self._manager.restore(step, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(abstract)))["state"]
+      try:
+        restored = restore(abstract)
+      except ValueError:  # written with the empty fields, by a dev version
+        restored = restore(jax.tree.map(ocp.utils.to_shape_dtype_struct,
+                                        target))
     except Exception as e:  # orbax raises many types for damaged files
       raise CheckpointError(
           f"Checkpoint {path} is corrupt or incomplete, or was written by "
           f"another version of ganjax ({type(e).__name__}: {e}). Move that "
           "directory aside to resume from the previous checkpoint, or start "
           "in a new --workdir.") from e
-    return flax.serialization.from_state_dict(template, restored)
+    return flax.serialization.from_state_dict(template,
+                                              {**target, **restored})
 
   def close(self):
     try:

@@ -6,7 +6,14 @@ would be accepted.
 
 import math
 
-from ganjax import input_pipeline, layers, losses, optimizers, train_step
+from ganjax import augment
+from ganjax import classifier
+from ganjax import input_pipeline
+from ganjax import layers
+from ganjax import losses
+from ganjax import models
+from ganjax import optimizers
+from ganjax import train_step
 
 # Fields that may change when a run is resumed: they do not change the result
 # (or, for conv_impl, only within float rounding: both implementations compute
@@ -20,18 +27,38 @@ RESUMABLE_FIELDS = frozenset({
 _CHOICES = {
     "phase1_bn": ("inference", "batch"),
     "bce": tuple(sorted(losses.BCE)),
+    "loss": losses.NAMES,
+    "architecture": tuple(sorted(models.ARCHITECTURES)),
+
     "optimizer": tuple(sorted(optimizers.OPTIMIZERS)),
     "compute_dtype": ("float32", "bfloat16"),
     "conv_impl": ("auto", *layers.IMPLS),
-    "data_source": ("auto", "idx", "tfds"),
+    "data_source": input_pipeline.SOURCES,
     "parallelism": train_step.PARALLELISMS,
     "dataset": tuple(sorted(input_pipeline.SPECS)),
 }
 _POSITIVE_INTS = ("latent_dim", "batch_size", "num_steps", "steps_per_call",
+                  "g_width", "d_width", "r1_every",
                   "log_every", "sample_every",
                   "checkpoint_every", "keep_checkpoints", "num_sample_images")
 _POSITIVE_FLOATS = ("g_learning_rate", "d_learning_rate", "rmsprop_eps")
-_UNIT_INTERVAL = ("rmsprop_decay", "adam_b1", "adam_b2", "d_dropout")  # [0, 1)
+_UNIT_INTERVAL = ("rmsprop_decay", "adam_b1", "adam_b2", "d_dropout",
+                  "ema_decay")  # [0, 1)
+_NON_NEGATIVE_FLOATS = ("gp_weight", "r1_weight")
+
+# Fields added after runs were made: a saved config without them had these
+# values (so older runs still resume and evaluate).
+ADDED_DEFAULTS = {
+    "architecture": "dcgan28", "g_width": 64, "d_width": 64,
+    "conditional": False, "spectral_norm": False, "loss": "reference",
+    "gp_weight": 0.0, "r1_weight": 0.0, "r1_every": 1, "augment": "",
+    "ema_decay": 0.0, "ema_start": 0,
+}
+
+
+def with_added_defaults(fields: dict) -> dict:
+  """A saved config (dict) with the fields added since filled in."""
+  return {**ADDED_DEFAULTS, **fields}
 
 
 def _fail(field, value, wanted):
@@ -64,7 +91,18 @@ def validate(config, num_devices: int) -> None:
   for field in _UNIT_INTERVAL:
     if not _is_number(config[field]) or not 0 <= config[field] < 1:
       _fail(field, config[field], "must be a number in [0, 1)")
+  for field in ("conditional", "spectral_norm"):
+    if not isinstance(config[field], bool):
+      _fail(field, config[field], "must be True or False")
+  for field in _NON_NEGATIVE_FLOATS:
+    if not _is_number(config[field]) or config[field] < 0:
+      _fail(field, config[field], "must be a finite number >= 0 (0 = off)")
+  if not isinstance(config.augment, str):
+    _fail("augment", config.augment, "must be a string such as "
+          "'color,translation,cutout'")
+  augment.parse_policy(config.augment)
   for field, meaning in (("scan_unroll", "0 = automatic"),
+                         ("ema_start", "the first step averaged"),
                          ("eval_every", "0 = never"), ("eval_seed", ""),
                          ("nan_rollbacks", "0 = stop at the first NaN")):
     if not _is_int(config[field]) or config[field] < 0:
@@ -77,10 +115,27 @@ def validate(config, num_devices: int) -> None:
     _fail("batch_size", config.batch_size,
           f"must be divisible by the number of devices ({num_devices}); "
           f"use a multiple of {num_devices}")
-  train_size = input_pipeline.get_spec(config.dataset).sizes["train"]
+  spec = input_pipeline.get_spec(config.dataset)
+  size = models.ARCHITECTURES[config.architecture][2]
+  if tuple(spec.image_shape[:2]) != size:
+    fitting = sorted(name for name, (_, _, hw) in models.ARCHITECTURES.items()
+                     if hw == tuple(spec.image_shape[:2]))
+    _fail("architecture", config.architecture,
+          f"it makes {size[0]}x{size[1]} images and {config.dataset} has "
+          f"{spec.image_shape[0]}x{spec.image_shape[1]}; use one of {fitting}")
+  if config.eval_every and config.dataset not in classifier.WEIGHTS:
+    _fail("eval_every", config.eval_every,
+          f"no evaluation classifier exists for {config.dataset}; set 0 "
+          "(evaluate samples with your own tools)")
+  train_size = spec.sizes["train"]
   if config.batch_size > train_size:
     _fail("batch_size", config.batch_size,
           f"must not exceed the training set ({train_size} examples)")
+  if config.r1_weight and config.steps_per_call % config.r1_every:
+    _fail("r1_every", config.r1_every,
+          f"must divide config.steps_per_call={config.steps_per_call}: each "
+          "fused call holds whole groups of one R1 step and r1_every - 1 "
+          "plain ones")
   for field in ("num_steps", "log_every", "sample_every", "checkpoint_every",
                 "eval_every"):
     if config[field] % config.steps_per_call:
@@ -93,7 +148,8 @@ def validate(config, num_devices: int) -> None:
 def trajectory_fields(config) -> dict:
   """The fields of a config (ConfigDict, or a dict such as a saved
   config.json) that decide the result of a run (see RESUMABLE_FIELDS)."""
-  fields = config.to_dict() if hasattr(config, "to_dict") else config
+  fields = (config.to_dict() if hasattr(config, "to_dict")
+            else with_added_defaults(config))
   return {k: v for k, v in fields.items() if k not in RESUMABLE_FIELDS}
 
 

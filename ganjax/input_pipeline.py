@@ -1,4 +1,5 @@
-"""Datasets as whole uint8 arrays: Fashion-MNIST and MNIST from TFDS or IDX files.
+"""Datasets as whole uint8 arrays: Fashion-MNIST, MNIST and CIFAR-10 from TFDS,
+IDX files or .npz files.
 
 Both sources return identical arrays, checked against a SHA-256 of the decoded
 contents (images bytes then labels bytes, C order), so a run records exactly
@@ -49,6 +50,20 @@ SPECS = {
             "*-idx?-ubyte[.gz] files, or prepare the TFDS dataset "
             "(`python -m ganjax.prepare_tfds`, needs the [tfds] extra)."),
     ),
+    "cifar10": DatasetSpec(
+        name="cifar10",
+        image_shape=(32, 32, 3),
+        num_classes=10,
+        sizes={"train": 50000, "test": 10000},
+        sha256={"train": None, "test": None},
+        how_to_get=(
+            "Prepare CIFAR-10 with TFDS on a machine that can download it "
+            "(`tfds build cifar10`, needs tensorflow) and copy its data "
+            "directory here (config.tfds_data_dir), or set "
+            "config.data_source='npz' and config.data_dir to a directory "
+            "holding train.npz and test.npz (uint8 `images` (N, 32, 32, 3), "
+            "`labels` (N,))."),
+    ),
     "mnist": DatasetSpec(
         name="mnist",
         image_shape=(28, 28, 1),
@@ -61,6 +76,8 @@ SPECS = {
             "(`python -m ganjax.prepare_tfds --dataset=mnist`)."),
     ),
 }
+
+SOURCES = ("auto", "idx", "tfds", "npz")
 
 IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -128,6 +145,27 @@ def load_idx(directory: str, split: str):
   return images, labels
 
 
+def load_npz(directory: str, split: str):
+  """Reads `directory/<split>.npz` (uint8 `images`, integer `labels`): any
+  data in a dataset's shape, e.g. a copy made elsewhere, or test data."""
+  path = os.path.join(directory, f"{split}.npz")
+  try:
+    with np.load(path) as f:
+      return f["images"], f["labels"].astype(np.uint8)
+  except KeyError as e:
+    raise DatasetError(f"{path} has no array {e}; it needs uint8 `images` "
+                       "and integer `labels`.") from e
+  except (OSError, ValueError, EOFError) as e:
+    if not os.path.exists(path):
+      raise FileNotFoundError(path) from e
+    raise DatasetError(f"Cannot read {path}: {e}. The file is damaged.") from e
+
+
+def _stored_shape(spec) -> tuple:
+  """A split's image shape as loaded: (H, W) for one channel, else (H, W, C)."""
+  return spec.image_shape[:2] if spec.image_shape[2] == 1 else spec.image_shape
+
+
 def load_tfds(name: str, split: str, data_dir: Optional[str]):
   """Reads a prepared TFDS dataset (array_record) without TensorFlow."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
@@ -137,10 +175,11 @@ def load_tfds(name: str, split: str, data_dir: Optional[str]):
                             f"{builder.data_dir}")
   source = builder.as_data_source(split=split)
   n = len(source)
-  images = np.empty((n, 28, 28), np.uint8)
+  shape = _stored_shape(get_spec(name))
+  images = np.empty((n, *shape), np.uint8)
   labels = np.empty((n,), np.uint8)
   for i, example in enumerate(source.__getitems__(range(n))):
-    images[i] = example["image"][..., 0]
+    images[i] = np.asarray(example["image"]).reshape(shape)
     labels[i] = example["label"]
   return images, labels
 
@@ -167,16 +206,18 @@ def load(name: str, split: str, *, source: str = "auto",
   """Loads a whole split as uint8 arrays `(images_NxHxW, labels_N)`.
 
   Args:
-    name: "fashion_mnist" or "mnist".
+    name: a key of SPECS.
     split: "train" or "test".
-    source: "tfds", "idx" or "auto" (TFDS when a prepared copy exists, else the
-      IDX files).
-    data_dir: directory of IDX files; defaults to Debian's package location.
+    source: "tfds", "idx", "npz" or "auto" (TFDS when a prepared copy exists,
+      else the IDX files).
+    data_dir: directory of IDX files (default: Debian's package location) or
+      of train.npz/test.npz. An .npz split may have any number of examples;
+      its checksum is recorded, not checked.
     tfds_data_dir: TFDS data directory; None means TFDS' default.
 
   Returns:
-    images (N, 28, 28) uint8, labels (N,) uint8, and a dict describing where the
-    data came from and its content checksum.
+    images (N, H, W) (one channel) or (N, H, W, C) uint8, labels (N,) uint8,
+    and a dict describing where the data came from and its content checksum.
 
   Raises:
     DatasetError: the data is missing, damaged or fails its checksum; the
@@ -185,9 +226,9 @@ def load(name: str, split: str, *, source: str = "auto",
   spec = get_spec(name)
   if split not in spec.sizes:
     raise ValueError(f"split={split!r} is not one of {sorted(spec.sizes)}.")
-  if source not in ("auto", "tfds", "idx"):
+  if source not in SOURCES:
     raise ValueError(f"config.data_source={source!r} is not one of "
-                     "['auto', 'idx', 'tfds'].")
+                     f"{list(SOURCES)}.")
   if source == "auto":
     source = "tfds" if tfds_available(name, tfds_data_dir) else "idx"
   if source == "tfds":
@@ -197,6 +238,16 @@ def load(name: str, split: str, *, source: str = "auto",
       raise DatasetError(f"TFDS copy of {name} is not available ({e}). "
                          + spec.how_to_get) from e
     origin = f"tfds:{tfds_data_dir or 'default'}"
+  elif source == "npz":
+    if not data_dir:
+      raise DatasetError("config.data_source='npz' needs config.data_dir, the "
+                         "directory of train.npz and test.npz.")
+    try:
+      images, labels = load_npz(data_dir, split)
+    except FileNotFoundError as e:
+      raise DatasetError(f"{name} {split} split not found: missing file "
+                         f"{e.args[0]}. " + spec.how_to_get) from e
+    origin = f"npz:{os.path.abspath(data_dir)}"
   else:
     directory = data_dir or DEBIAN_DIRS.get(name)
     if directory is None:
@@ -208,10 +259,10 @@ def load(name: str, split: str, *, source: str = "auto",
       raise DatasetError(f"{name} {split} split not found: missing file "
                          f"{e.args[0]}. " + spec.how_to_get) from e
     origin = f"idx:{os.path.abspath(directory)}"
-  _check(spec, split, images, labels, origin)
+  _check(spec, split, images, labels, origin, any_size=source == "npz")
   images, labels = canonical_order(images, labels)
   digest = content_sha256(images, labels)
-  expected = spec.sha256[split]
+  expected = None if source == "npz" else spec.sha256[split]
   if expected is not None and digest != expected:
     raise DatasetError(
         f"{name} {split} from {origin} fails its checksum: contents hash to "
@@ -232,8 +283,9 @@ def canonical_order(images, labels):
   return images[order], labels[order]
 
 
-def _check(spec, split, images, labels, origin):
-  expected = (spec.sizes[split],) + spec.image_shape[:2]
+def _check(spec, split, images, labels, origin, any_size=False):
+  count = len(labels) if any_size else spec.sizes[split]
+  expected = (count, *_stored_shape(spec))
   if images.shape != expected or labels.shape != expected[:1]:
     raise DatasetError(
         f"{spec.name} {split} from {origin} has images {images.shape} and "

@@ -212,6 +212,18 @@ def class_histogram(logits_NxC) -> dict:
           "classes_missing": num_classes - covered}
 
 
+def conditional_accuracy(logits_NxC, labels_N) -> dict:
+  """How often the classifier names the class a conditional G was asked
+  for: overall and per class (a class-conditional quality measure)."""
+  predicted = np.asarray(jnp.argmax(logits_NxC, -1))
+  labels = np.asarray(labels_N)
+  hits = predicted == labels
+  per_class = [float(hits[labels == c].mean()) if (labels == c).any()
+               else float("nan") for c in range(logits_NxC.shape[1])]
+  return {"conditional_accuracy": float(hits.mean()),
+          "conditional_accuracy_per_class": per_class}
+
+
 class Evaluator:
   """Scores uint8 images against a dataset's test split.
 
@@ -238,8 +250,13 @@ class Evaluator:
             "moments": moments(features), "logit_moments": moments(logits),
             "radii": knn_radii(features)}
 
-  def evaluate(self, images_uint8, sample_seed=None) -> dict:
-    """All metrics of `images_uint8` (N, H, W[, C]) as a flat dict."""
+  def evaluate(self, images_uint8, sample_seed=None, labels=None) -> dict:
+    """All metrics of `images_uint8` (N, H, W[, C]) as a flat dict.
+
+    `labels`: the classes a conditional generator was asked for; adds
+    "conditional_accuracy" (how often the classifier agrees) overall and
+    per class.
+    """
     images_uint8 = _check_images(images_uint8, self.dataset)
     t0 = time.perf_counter()
     real = self.real
@@ -261,6 +278,8 @@ class Evaluator:
       result.update(manifold_metrics(real["features"], real["radii"],
                                      fake["features"], fake["radii"]))
     result.update(class_histogram(fake["logits"]))
+    if labels is not None:
+      result.update(conditional_accuracy(fake["logits"], labels))
     result["num_samples"] = int(images_uint8.shape[0])
     result["protocol"] = protocol_name(
         self.dataset, int(real["features"].shape[0]),
@@ -313,6 +332,7 @@ def evaluate_generator(evaluator, sampler, g_vars, latent_dim, num_samples,
   t0 = time.perf_counter()
   samples = sampling.generate(sampler, g_vars, num_samples, seed, latent_dim,
                               batch_size=SAMPLE_BATCH)
-  result = evaluator.evaluate(samples, sample_seed=seed)
+  result = evaluator.evaluate(samples, sample_seed=seed, labels=(
+      sampling.balanced_labels(0, num_samples, sampler.num_classes)))
   result["seconds"] = time.perf_counter() - t0
   return result

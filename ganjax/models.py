@@ -1,76 +1,273 @@
-"""The reference DCGAN for 28x28x1 images (Fashion-MNIST, MNIST).
+"""Generators and discriminators, selectable by name (`config.architecture`).
 
-Layer for layer the classic Keras recipe: Glorot-uniform kernels, zero biases,
-Keras' BatchNorm constants (momentum 0.99, epsilon 1e-3). Trainable parameter
-counts: generator 413,825 (+384 BatchNorm statistics), discriminator 212,865.
+- "dcgan28": the reference DCGAN for 28x28 images (Fashion-MNIST, MNIST),
+  layer for layer the classic Keras recipe: Glorot-uniform kernels, zero
+  biases, Keras' BatchNorm constants (momentum 0.99, epsilon 1e-3). At the
+  reference widths (64) the trainable parameter counts are: generator
+  413,825 (+384 BatchNorm statistics), discriminator 212,865.
+- "dcgan32": the standard CNN of the SNGAN paper for 32x32 images (CIFAR-10):
+  G dense -> 4x4x8w, three 4x4 stride-2 transposed convolutions, 3x3 to
+  the image; D seven 3x3/4x4 convolutions, leaky ReLU 0.1.
+- "resnet32": the SNGAN ResNet for 32x32 (Miyato et al. 2018): G three
+  up-sampling residual blocks of width 4w, D an optimized first block and
+  three residual blocks of width 2w, global sum pooling.
+
+Every architecture takes the same options from the config:
+- widths `g_width`, `d_width` (64 = the published sizes);
+- `num_classes` > 0 makes both conditional: G embeds the label (dcgan: a
+  learned embedding concatenated to z; resnet: conditional BatchNorm) and D
+  adds a projection term <embed(y), features> (Miyato & Koyama 2018);
+- `spectral_norm`: every layer of D (and its label embedding) spectrally
+  normalized, one power iteration per D update (flax's SpectralNorm, its u
+  vectors kept in the "spectral" collection of the training state);
+- `d_dropout`: dropout in D, drawn independently of the device count.
+
+Call signatures: `G(z, labels=None, *, train)` -> images in [-1, 1];
+`D(images, labels=None, *, train, segments=1, update_stats=False)` -> logits
+(B,). `update_stats` advances the spectral-norm power iteration (pass
+mutable=["spectral"]).
 """
 
 from typing import Any, Optional
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
+from ganjax import input_pipeline
 from ganjax import layers
 
 _glorot = nn.initializers.xavier_uniform()
+SPECTRAL = "spectral"  # variable collection of spectral norm's u and sigma
 
 
-class Generator(nn.Module):
-  """z (B, latent) -> images (B, 28, 28, 1) in [-1, 1].
-
-  Attributes:
-    conv_impl: "xla" or "matmul" (see `layers`); both compute the same function.
-    dtype: compute dtype (parameters stay float32).
-    axis_name: mapped axis over which BatchNorm averages its batch statistics,
-      so that every device normalizes with the global batch; None outside pmap.
-  """
+class _Module(nn.Module):
+  """Options shared by every generator and discriminator."""
   conv_impl: str = "xla"
   dtype: Any = jnp.float32
+  # Mapped batch axis (inside pmap/shard_map): G's BatchNorm averages over it;
+  # D's dropout draws its masks for the global batch.
   axis_name: Optional[str] = None
+  width: int = 64
+  num_classes: int = 0  # 0 = unconditional
+  channels: int = 1
+
+
+class _Discriminator(_Module):
+  dropout_rate: float = 0.0
+  spectral_norm: bool = False
+
+  def layer(self, module, x, update_stats):
+    """`module(x)`, spectrally normalized when configured."""
+    if not self.spectral_norm:
+      return module(x)
+    return nn.SpectralNorm(module, collection_name=SPECTRAL)(
+        x, update_stats=update_stats)
+
+  def dropout(self, x, train, segments):
+    return layers.Dropout(self.dropout_rate, self.axis_name)(
+        x, deterministic=not train, segments=segments)
+
+  def head(self, features_BxF, labels, update_stats):
+    """Linear logit, plus the projection <embed(y), features> if conditional."""
+    logits = self.layer(nn.Dense(1, kernel_init=_glorot, dtype=self.dtype),
+                        features_BxF, update_stats)[:, 0]
+    if self.num_classes:
+      embed = nn.Embed(self.num_classes, features_BxF.shape[-1],
+                       embedding_init=_glorot, name="projection")
+      logits = logits + (self.layer(embed, labels, update_stats)
+                         * features_BxF).sum(-1)
+    return logits.astype(jnp.float32)
+
+
+def _with_label(z_BxZ, labels, num_classes):
+  """z, or [z, embed(y)] for a conditional generator."""
+  if not num_classes:
+    return z_BxZ
+  embedded = nn.Embed(num_classes, z_BxZ.shape[-1], name="label_embedding")(
+      labels)
+  return jnp.concatenate([z_BxZ, embedded.astype(z_BxZ.dtype)], -1)
+
+
+class Generator(_Module):
+  """dcgan28: z (B, latent) -> images (B, 28, 28, channels) in [-1, 1]."""
 
   @nn.compact
-  def __call__(self, z_BxZ, *, train: bool):
+  def __call__(self, z_BxZ, labels=None, *, train: bool):
     norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.99,
                                 epsilon=1e-3, dtype=self.dtype,
                                 axis_name=self.axis_name if train else None)
-    x = nn.Dense(7 * 7 * 128, kernel_init=_glorot, dtype=self.dtype)(z_BxZ)
-    x = norm()(x.reshape(-1, 7, 7, 128))
-    x = layers.ConvTranspose(64, impl=self.conv_impl, dtype=self.dtype)(x)
+    w = self.width
+    x = _with_label(z_BxZ, labels, self.num_classes)
+    x = nn.Dense(7 * 7 * 2 * w, kernel_init=_glorot, dtype=self.dtype)(x)
+    x = norm()(x.reshape(-1, 7, 7, 2 * w))
+    x = layers.ConvTranspose(w, impl=self.conv_impl, dtype=self.dtype)(x)
     x = norm()(nn.selu(x))
-    x = layers.ConvTranspose(1, impl=self.conv_impl, dtype=self.dtype)(x)
+    x = layers.ConvTranspose(self.channels, impl=self.conv_impl,
+                             dtype=self.dtype)(x)
     return jnp.tanh(x.astype(jnp.float32))
 
 
-class Discriminator(nn.Module):
-  """images (B, 28, 28, 1) -> logits (B,) of "real"."""
-  conv_impl: str = "xla"
-  dtype: Any = jnp.float32
+class Discriminator(_Discriminator):
+  """dcgan28: images (B, 28, 28, C) -> logits (B,) of "real"."""
   dropout_rate: float = 0.4
-  # Mapped batch axis: dropout masks are drawn for the global batch, so they
-  # do not depend on the device count (see layers.Dropout).
-  axis_name: Optional[str] = None
 
   @nn.compact
-  def __call__(self, images_BxHxWxC, *, train: bool, segments: int = 1):
+  def __call__(self, images_BxHxWxC, labels=None, *, train: bool,
+               segments: int = 1, update_stats: bool = False):
     """`segments`: the batch is that many equal parts (see layers.Dropout)."""
     x = images_BxHxWxC
-    for features in (64, 128):
-      x = layers.Conv(features, impl=self.conv_impl, dtype=self.dtype)(x)
-      x = nn.leaky_relu(x, 0.2)
-      x = layers.Dropout(self.dropout_rate, self.axis_name)(
-          x, deterministic=not train, segments=segments)
-    x = x.reshape(x.shape[0], -1)
-    logits = nn.Dense(1, kernel_init=_glorot, dtype=self.dtype)(x)
-    return logits[:, 0].astype(jnp.float32)
+    for features in (self.width, 2 * self.width):
+      x = self.layer(layers.Conv(features, impl=self.conv_impl,
+                                 dtype=self.dtype), x, update_stats)
+      x = self.dropout(nn.leaky_relu(x, 0.2), train, segments)
+    return self.head(x.reshape(x.shape[0], -1), labels, update_stats)
+
+
+class Generator32(_Module):
+  """dcgan32: z -> (B, 32, 32, channels)."""
+
+  @nn.compact
+  def __call__(self, z_BxZ, labels=None, *, train: bool):
+    norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9,
+                                epsilon=1e-5, dtype=self.dtype,
+                                axis_name=self.axis_name if train else None)
+    w = self.width
+    x = _with_label(z_BxZ, labels, self.num_classes)
+    x = nn.Dense(4 * 4 * 8 * w, dtype=self.dtype)(x).reshape(-1, 4, 4, 8 * w)
+    x = nn.relu(norm()(x))
+    for features in (4 * w, 2 * w, w):
+      x = layers.ConvTranspose(features, kernel_size=4, impl=self.conv_impl,
+                               dtype=self.dtype)(x)
+      x = nn.relu(norm()(x))
+    x = layers.Conv(self.channels, kernel_size=3, stride=1, impl="xla",
+                    dtype=self.dtype)(x)
+    return jnp.tanh(x.astype(jnp.float32))
+
+
+class Discriminator32(_Discriminator):
+  """dcgan32: images (B, 32, 32, C) -> logits (B,)."""
+
+  @nn.compact
+  def __call__(self, images_BxHxWxC, labels=None, *, train: bool,
+               segments: int = 1, update_stats: bool = False):
+    w, x = self.width, images_BxHxWxC
+    for features, kernel, stride in ((w, 3, 1), (w, 4, 2), (2 * w, 3, 1),
+                                     (2 * w, 4, 2), (4 * w, 3, 1),
+                                     (4 * w, 4, 2), (8 * w, 3, 1)):
+      conv = layers.Conv(features, kernel_size=kernel, stride=stride,
+                         impl=self.conv_impl if stride > 1 else "xla",
+                         dtype=self.dtype)
+      x = nn.leaky_relu(self.layer(conv, x, update_stats), 0.1)
+    x = self.dropout(x, train, segments)
+    return self.head(x.reshape(x.shape[0], -1), labels, update_stats)
+
+
+class _CondBatchNorm(nn.Module):
+  """BatchNorm whose scale and offset are looked up by class (or shared)."""
+  num_classes: int
+  train: bool
+  axis_name: Optional[str]
+  dtype: Any
+
+  @nn.compact
+  def __call__(self, x, labels):
+    conditional = bool(self.num_classes)
+    x = nn.BatchNorm(use_running_average=not self.train, momentum=0.9,
+                     epsilon=1e-5, dtype=self.dtype, use_scale=not conditional,
+                     use_bias=not conditional,
+                     axis_name=self.axis_name if self.train else None)(x)
+    if not conditional:
+      return x
+    features = x.shape[-1]
+    scale = nn.Embed(self.num_classes, features,
+                     embedding_init=nn.initializers.ones, name="scale")(labels)
+    offset = nn.Embed(self.num_classes, features,
+                      embedding_init=nn.initializers.zeros,
+                      name="offset")(labels)
+    return x * scale[:, None, None, :] + offset[:, None, None, :]
+
+
+def _conv3(features, dtype, kernel_size=3):
+  return layers.Conv(features, kernel_size=kernel_size, stride=1, impl="xla",
+                     dtype=dtype)
+
+
+def _upsample(x):
+  return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+
+
+def _downsample(x):
+  return nn.avg_pool(x, (2, 2), (2, 2))
+
+
+class GeneratorResNet32(_Module):
+  """resnet32: z -> (B, 32, 32, channels); residual blocks of width 4w."""
+
+  @nn.compact
+  def __call__(self, z_BxZ, labels=None, *, train: bool):
+    ch = 4 * self.width
+    norm = lambda: _CondBatchNorm(self.num_classes, train, self.axis_name,
+                                  self.dtype)
+    x = nn.Dense(4 * 4 * ch, dtype=self.dtype)(z_BxZ).reshape(-1, 4, 4, ch)
+    for _ in range(3):  # 4 -> 8 -> 16 -> 32
+      h = _upsample(nn.relu(norm()(x, labels)))
+      h = _conv3(ch, self.dtype)(h)
+      h = _conv3(ch, self.dtype)(nn.relu(norm()(h, labels)))
+      x = h + _conv3(ch, self.dtype, kernel_size=1)(_upsample(x))
+    x = nn.relu(norm()(x, labels))
+    x = _conv3(self.channels, self.dtype)(x)
+    return jnp.tanh(x.astype(jnp.float32))
+
+
+class DiscriminatorResNet32(_Discriminator):
+  """resnet32: images (B, 32, 32, C) -> logits; residual blocks of width 2w."""
+
+  @nn.compact
+  def __call__(self, images_BxHxWxC, labels=None, *, train: bool,
+               segments: int = 1, update_stats: bool = False):
+    ch = 2 * self.width
+    conv = lambda x, kernel_size=3: self.layer(
+        _conv3(ch, self.dtype, kernel_size), x, update_stats)
+    x = images_BxHxWxC
+    # Optimized first block: conv, relu, conv, pool; shortcut pool, 1x1 conv.
+    h = _downsample(conv(nn.relu(conv(x))))
+    x = h + conv(_downsample(x), kernel_size=1)
+    for down in (True, False, False):
+      h = conv(nn.relu(conv(nn.relu(x))))
+      if down:
+        x = _downsample(h) + _downsample(conv(x, kernel_size=1))
+      else:
+        x = h + x
+    x = self.dropout(nn.relu(x), train, segments)
+    return self.head(x.sum((1, 2)), labels, update_stats)
+
+
+ARCHITECTURES = {
+    "dcgan28": (Generator, Discriminator, (28, 28)),
+    "dcgan32": (Generator32, Discriminator32, (32, 32)),
+    "resnet32": (GeneratorResNet32, DiscriminatorResNet32, (32, 32)),
+}
+
+
+def get_architecture(name: str):
+  if name not in ARCHITECTURES:
+    raise ValueError(f"config.architecture={name!r} is not one of "
+                     f"{sorted(ARCHITECTURES)}.")
+  return ARCHITECTURES[name]
 
 
 def make_models(config, axis_name: Optional[str] = None):
   """Builds (generator, discriminator) from an experiment config."""
+  g_cls, d_cls, _ = get_architecture(config.architecture)
   impl = layers.resolve_impl(config.conv_impl)
   dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[
       config.compute_dtype]
-  generator = Generator(conv_impl=impl, dtype=dtype, axis_name=axis_name)
-  discriminator = Discriminator(conv_impl=impl, dtype=dtype,
-                                dropout_rate=config.d_dropout,
-                                axis_name=axis_name)
+  spec = input_pipeline.get_spec(config.dataset)
+  common = dict(conv_impl=impl, dtype=dtype, axis_name=axis_name,
+                num_classes=spec.num_classes if config.conditional else 0,
+                channels=spec.image_shape[-1])
+  generator = g_cls(width=config.g_width, **common)
+  discriminator = d_cls(width=config.d_width, dropout_rate=config.d_dropout,
+                        spectral_norm=config.spectral_norm, **common)
   return generator, discriminator

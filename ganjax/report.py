@@ -39,8 +39,9 @@ PLOTS = (
      [("eval/precision", "precision"), ("eval/recall", "recall")]),
 )
 TABLE_KEYS = ("fid", "fid_logits", "kid", "kid_std", "classifier_score",
-              "precision", "recall", "class_entropy", "classes_covered",
-              "num_samples", "seconds")
+              "precision", "recall", "density", "coverage", "class_entropy",
+              "classes_covered", "conditional_accuracy", "num_samples",
+              "seconds")
 
 
 def _read_json(path):
@@ -120,7 +121,9 @@ def write_report(workdir: str, max_grids: int = 12) -> str:
                 f"FIDs). Best FID {best['fid']:.4g} at step "
                 f"{best['step']}.</p>")
     body.append(_table([(k, final[k]) for k in TABLE_KEYS if k in final]
-                       + [("class_histogram", final["class_histogram"])]))
+                       + [(k, final[k]) for k in (
+                           "class_histogram",
+                           "conditional_accuracy_per_class") if k in final]))
   body.append("<h2>Curves</h2>")
   for name, title, series in PLOTS:
     if _plot(records, title, series, os.path.join(out, name)):

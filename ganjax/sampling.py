@@ -11,20 +11,31 @@ from ganjax import images as images_lib
 
 @functools.lru_cache(maxsize=None)
 def inference_fn(sampler):
-  """G in inference mode, jitted once per generator module."""
-  return jax.jit(lambda v, z: sampler.apply(v, z, train=False))
+  """G in inference mode, jitted once per generator module: (variables, z,
+  labels or None) -> images."""
+  return jax.jit(lambda v, z, y=None: sampler.apply(v, z, y, train=False))
+
+
+def balanced_labels(start: int, num: int, num_classes: int):
+  """Labels start, start+1, ... mod num_classes (None if unconditional): the
+  classes of samples start..start+num of a conditional generator."""
+  if not num_classes:
+    return None
+  return (np.arange(start, start + num) % num_classes).astype(np.int32)
 
 
 def generate(sampler, g_vars, num: int, seed: int, latent_dim: int,
              batch_size: int = 1000):
-  """`num` samples as uint8 (num, H, W), G in inference mode."""
+  """`num` samples as uint8 (num, H, W[, C]), G in inference mode. A
+  conditional G draws every class equally often (`balanced_labels`)."""
   apply = inference_fn(sampler)
   key = jax.random.key(seed)
   out = []
   for start in range(0, num, batch_size):
-    z = jax.random.normal(jax.random.fold_in(key, start),
-                          (min(batch_size, num - start), latent_dim))
-    out.append(images_lib.to_uint8(apply(g_vars, z)))
+    n = min(batch_size, num - start)
+    z = jax.random.normal(jax.random.fold_in(key, start), (n, latent_dim))
+    out.append(images_lib.to_uint8(apply(
+        g_vars, z, balanced_labels(start, n, sampler.num_classes))))
   return np.concatenate(out)
 
 

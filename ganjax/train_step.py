@@ -18,8 +18,9 @@ metrics are averaged over devices, and the generator's BatchNorm uses the
 statistics of the global batch.
 """
 
+import dataclasses
 import functools
-from typing import Any, Callable
+from typing import Any
 
 import flax
 import jax
@@ -27,7 +28,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ganjax import augment as augment_lib
 from ganjax import input_pipeline
+from ganjax import losses
+from ganjax import regularizers
+from ganjax.models import SPECTRAL
 
 AXIS = "batch"  # the pmap axis name
 
@@ -50,16 +55,50 @@ class TrainState:
   noise_key: jax.Array  # uint32 key data: noise and dropout, folded with step
   data_key: jax.Array  # uint32 key data: data order, folded with the epoch
   perm: jax.Array  # int32 (N,): this epoch's order of the training set
+  # D's non-parameter variables: {"spectral": power-iteration vectors} with
+  # spectral norm, else {} (no arrays, so older checkpoints still restore).
+  d_stats: Any = flax.struct.field(default_factory=dict)
+  # G's parameters averaged over steps (config.ema_decay), or None when off.
+  g_ema_params: Any = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+  """The step's static choices: what is minimized and how (see configs)."""
+  loss: losses.GANLoss
+  phase1_bn: str = "batch"
+  gp_weight: float = 0.0
+  r1_weight: float = 0.0
+  r1_every: int = 1
+  augment: tuple = ()  # DiffAugment policy, see ganjax/augment.py
+  ema_decay: float = 0.0  # 0 = no EMA of G
+  ema_start: int = 0
+  num_classes: int = 0  # > 0: conditional G and projection D
+
+  @classmethod
+  def from_config(cls, config, bce=None):
+    """`bce` overrides the config's cross-entropy (tests count its traces)."""
+    return cls(
+        loss=losses.get_loss(config.loss, bce or config.bce),
+        phase1_bn=config.phase1_bn, gp_weight=float(config.gp_weight),
+        r1_weight=float(config.r1_weight), r1_every=config.r1_every,
+        augment=augment_lib.parse_policy(config.augment),
+        ema_decay=float(config.ema_decay), ema_start=config.ema_start,
+        num_classes=(input_pipeline.get_spec(config.dataset).num_classes
+                     if config.conditional else 0))
 
 
 def init_state(*, generator, discriminator, g_tx, d_tx, latent_dim: int,
                image_shape, num_examples: int, init_key, noise_key,
-               data_key) -> TrainState:
+               data_key, ema: bool = False) -> TrainState:
   """Initializes parameters and optimizer states from `init_key`."""
   g_key, d_key = jax.random.split(init_key)
-  g_vars = generator.init(g_key, jnp.zeros((2, latent_dim)), train=False)
-  d_vars = discriminator.init(d_key, jnp.zeros((2, *image_shape)),
+  labels = jnp.zeros((2,), jnp.int32)
+  g_vars = generator.init(g_key, jnp.zeros((2, latent_dim)), labels,
+                          train=False)
+  d_vars = discriminator.init(d_key, jnp.zeros((2, *image_shape)), labels,
                               train=False)
+  d_stats = {k: v for k, v in d_vars.items() if k != "params"}
   return TrainState(
       step=jnp.zeros((), jnp.int32),
       g_params=g_vars["params"],
@@ -71,7 +110,17 @@ def init_state(*, generator, discriminator, g_tx, d_tx, latent_dim: int,
       # may build a second initial state from the same keys (a rollback).
       noise_key=jnp.copy(jax.random.key_data(noise_key)),
       data_key=jnp.copy(jax.random.key_data(data_key)),
-      perm=jnp.arange(num_examples, dtype=jnp.int32))  # redrawn at step 0
+      perm=jnp.arange(num_examples, dtype=jnp.int32),  # redrawn at step 0
+      d_stats=d_stats,
+      g_ema_params=(jax.tree.map(jnp.copy, g_vars["params"]) if ema
+                    else None))
+
+
+def sampling_variables(state) -> dict:
+  """G's variables for sampling and evaluation: the EMA parameters when the
+  run keeps them, with G's BatchNorm moving statistics."""
+  params = state.g_params if state.g_ema_params is None else state.g_ema_params
+  return {"params": params, "batch_stats": state.g_batch_stats}
 
 
 def epoch_permutation(data_key, epoch, num_examples: int):
@@ -109,96 +158,162 @@ def _update(tx, grads, opt_state, params):
   return optax.apply_updates(params, updates), opt_state
 
 
-def train_step(state: TrainState, images_NxHxW, *, generator, discriminator,
-               g_tx, d_tx, bce: Callable, batch_size: int, num_devices: int,
-               latent_dim: int, phase1_bn: str):
+def _apply_d(discriminator, params, stats, images, labels, *, key,
+             segments=1, update_stats=False):
+  """D's logits and its statistics (spectral norm's power iteration), which
+  advance one iteration if `update_stats`."""
+  variables = {"params": params, **stats}
+  kwargs = dict(train=True, segments=segments, rngs={"dropout": key})
+  if not update_stats:
+    return discriminator.apply(variables, images, labels, **kwargs), stats
+  logits, new_stats = discriminator.apply(
+      variables, images, labels, update_stats=True, mutable=list(stats),
+      **kwargs)
+  return logits, dict(new_stats)
+
+
+def train_step(state: TrainState, data, *, generator, discriminator,
+               g_tx, d_tx, recipe: Recipe, batch_size: int, num_devices: int,
+               latent_dim: int, with_r1: bool = True):
   """One D update and one G update; runs inside `pmap` over axis `AXIS`.
 
   Args:
     state: the replicated training state.
-    images_NxHxW: the whole training set, uint8, resident on this device.
+    data: {"images": the whole training set, uint8 (N, H, W[, C]),
+      "labels": (N,) uint8, for conditional recipes}, resident on this device.
     generator, discriminator: the flax modules.
     g_tx, d_tx: optax optimizers.
-    bce: elementwise binary cross-entropy on logits (see `losses`).
+    recipe: the loss, regularizers, augmentation, EMA and conditioning.
     batch_size: the global batch size; each device takes
       batch_size / num_devices of it.
     num_devices: number of devices in the pmap.
     latent_dim: noise dimension.
-    phase1_bn: "inference" (the reference: D's fakes come from G with its moving
-      BatchNorm statistics) or "batch" (with the batch statistics G trains with).
+    with_r1: whether this step applies R1 (if the recipe has it); lazy R1
+      is decided statically by `train_steps`, not by a `lax.cond`, whose
+      branches XLA's CPU backend runs several times slower.
 
   Returns:
     The new state and a dict of scalar metrics averaged over devices.
   """
   per_device = batch_size // num_devices
   device = jax.lax.axis_index(AXIS)
+  rows = (device * per_device, batch_size)  # this device's rows, global size
   noise_key = jax.random.wrap_key_data(state.noise_key)
   data_key = jax.random.wrap_key_data(state.data_key)
-  k_zd, k_zg, k_dropd, k_dropg = jax.random.split(
-      jax.random.fold_in(noise_key, state.step), 4)
+  step_key = jax.random.fold_in(noise_key, state.step)
+  k_zd, k_zg, k_dropd, k_dropg = jax.random.split(step_key, 4)
   # The same dropout keys on every device: the masks are drawn for the global
   # batch (layers.Dropout), so data, noise and masks are all independent of
   # the device count. (fold_in(., 0) keeps runs made before this change, all
   # with one device, bit for bit.)
   k_dropd, k_dropg = (jax.random.fold_in(k, 0) for k in (k_dropd, k_dropg))
+  # Streams of the optional pieces, apart from the four above so that the
+  # reference recipe's draws are unchanged.
+  (k_augd_fake, k_augd_real, k_augg_fake, k_augg_real, k_gp, k_drop_pen,
+   k_yd, k_yg) = jax.random.split(jax.random.fold_in(step_key, 1), 8)
 
   perm = current_permutation(state.perm, data_key, state.step,
                              batch_size=batch_size)
-  idx = batch_indices(perm, state.step, batch_size=batch_size)
-  reals = images_NxHxW[_device_slice(idx, per_device, device)]
-  reals = input_pipeline.to_model_range(reals)[..., None]
-  z_d = _device_slice(jax.random.normal(k_zd, (batch_size, latent_dim)),
+  idx = _device_slice(batch_indices(perm, state.step, batch_size=batch_size),
                       per_device, device)
-  z_g = _device_slice(jax.random.normal(k_zg, (batch_size, latent_dim)),
-                      per_device, device)
+  reals = input_pipeline.to_model_range(data["images"][idx])
+  if reals.ndim == 3:
+    reals = reals[..., None]
+  noise = lambda key: _device_slice(
+      jax.random.normal(key, (batch_size, latent_dim)), per_device, device)
+  z_d, z_g = noise(k_zd), noise(k_zg)
+  if recipe.num_classes:
+    real_y = data["labels"][idx].astype(jnp.int32)
+    fake_label = lambda key: _device_slice(jax.random.randint(
+        key, (batch_size,), 0, recipe.num_classes), per_device, device)
+    fake_yd, fake_yg = fake_label(k_yd), fake_label(k_yg)
+    d_y = jnp.concatenate([fake_yd, real_y])
+  else:
+    real_y = fake_yd = fake_yg = d_y = None
+  augment = lambda images, key: augment_lib.augment(
+      images, key, recipe.augment, rows=rows)
   g_vars = {"params": state.g_params, "batch_stats": state.g_batch_stats}
+  metrics = {}
 
   # Phase 1: the discriminator.
-  if phase1_bn == "inference":
-    fakes = generator.apply(g_vars, z_d, train=False)
+  if recipe.phase1_bn == "inference":
+    fakes = generator.apply(g_vars, z_d, fake_yd, train=False)
   else:  # batch statistics; the moving averages are updated in phase 2 only.
-    fakes, _ = generator.apply(g_vars, z_d, train=True,
+    fakes, _ = generator.apply(g_vars, z_d, fake_yd, train=True,
                                mutable=["batch_stats"])
   fakes = jax.lax.stop_gradient(fakes)
-  d_inputs = jnp.concatenate([fakes, reals], axis=0)
-  d_labels = jnp.concatenate([jnp.zeros(per_device), jnp.ones(per_device)])
+  if recipe.augment:
+    fakes_d, reals_d = augment(fakes, k_augd_fake), augment(reals, k_augd_real)
+  else:
+    fakes_d, reals_d = fakes, reals
+  d_inputs = jnp.concatenate([fakes_d, reals_d], axis=0)
 
   def d_loss_fn(d_params):
-    logits = discriminator.apply(
-        {"params": d_params}, d_inputs, train=True, segments=2,
-        rngs={"dropout": k_dropd})
-    return bce(logits, d_labels).mean(), logits
+    logits, d_stats = _apply_d(
+        discriminator, d_params, state.d_stats, d_inputs, d_y, key=k_dropd,
+        segments=2, update_stats=bool(state.d_stats))
+    loss = recipe.loss.d(logits[:per_device], logits[per_device:])
+    penalties = {}
+    d_fn = lambda images: _apply_d(discriminator, d_params, d_stats, images,
+                                   real_y, key=k_drop_pen)[0]
+    if recipe.gp_weight:
+      eps = _device_slice(jax.random.uniform(k_gp, (batch_size,)),
+                          per_device, device)  # drawn for the global batch
+      penalties["gp"] = regularizers.gradient_penalty(d_fn, reals_d, fakes_d,
+                                                      eps)
+      loss = loss + recipe.gp_weight * penalties["gp"]
+    if recipe.r1_weight and with_r1:  # lazy R1 is weighted r1_every x
+      penalties["r1"] = regularizers.r1_penalty(d_fn, reals_d)
+      loss = loss + (recipe.r1_weight * recipe.r1_every) * penalties["r1"]
+    elif recipe.r1_weight:
+      penalties["r1"] = jnp.zeros((), jnp.float32)
+    return loss, (logits, d_stats, penalties)
 
-  (d_loss, d_logits), d_grads = jax.value_and_grad(
+  (d_loss, (d_logits, d_stats, penalties)), d_grads = jax.value_and_grad(
       d_loss_fn, has_aux=True)(state.d_params)
+  metrics.update(penalties)
   d_params, d_opt_state = _update(d_tx, d_grads, state.d_opt_state,
                                   state.d_params)
 
   # Phase 2: the generator, against the updated and frozen discriminator.
   frozen_d_params = jax.lax.stop_gradient(d_params)
+  real_logits_g = None
+  if recipe.loss.g_needs_reals:
+    real_logits_g = _apply_d(
+        discriminator, frozen_d_params, d_stats,
+        augment(reals, k_augg_real) if recipe.augment else reals, real_y,
+        key=jax.random.fold_in(k_dropg, 1))[0]
 
   def g_loss_fn(g_params):
     fakes, new_vars = generator.apply(
         {"params": g_params, "batch_stats": state.g_batch_stats}, z_g,
-        train=True, mutable=["batch_stats"])
-    logits = discriminator.apply(
-        {"params": frozen_d_params}, fakes, train=True,
-        rngs={"dropout": k_dropg})
-    return bce(logits, jnp.ones(per_device)).mean(), new_vars["batch_stats"]
+        fake_yg, train=True, mutable=["batch_stats"])
+    if recipe.augment:
+      fakes = augment(fakes, k_augg_fake)
+    logits, _ = _apply_d(discriminator, frozen_d_params, d_stats, fakes,
+                         fake_yg, key=k_dropg)
+    return (recipe.loss.g(logits, real_logits_g),
+            new_vars["batch_stats"])
 
   (g_loss, g_batch_stats), g_grads = jax.value_and_grad(
       g_loss_fn, has_aux=True)(state.g_params)
   g_params, g_opt_state = _update(g_tx, g_grads, state.g_opt_state,
                                   state.g_params)
+  g_ema_params = state.g_ema_params
+  if recipe.ema_decay:  # until ema_start the average is the parameters
+    decay = jnp.where(state.step >= recipe.ema_start, recipe.ema_decay, 0.0)
+    g_ema_params = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p,
+                                g_ema_params, g_params)
 
   probs = jax.nn.sigmoid(d_logits)
-  metrics = {"d_loss": d_loss, "g_loss": g_loss,
-             "d_real": probs[per_device:].mean(),
-             "d_fake": probs[:per_device].mean()}
+  metrics.update({"d_loss": d_loss, "g_loss": g_loss,
+                  "d_real": probs[per_device:].mean(),
+                  "d_fake": probs[:per_device].mean()})
   new_state = state.replace(
       step=state.step + 1, perm=perm, g_params=g_params,
-      g_batch_stats=g_batch_stats,
-      d_params=d_params, g_opt_state=g_opt_state, d_opt_state=d_opt_state)
+      g_batch_stats=g_batch_stats, d_params=d_params, d_stats=d_stats,
+      g_opt_state=g_opt_state, d_opt_state=d_opt_state,
+      g_ema_params=g_ema_params)
   return new_state, jax.lax.pmean(metrics, AXIS)
 
 
@@ -212,23 +327,35 @@ def resolve_unroll(scan_unroll: int, steps_per_call: int,
   return steps_per_call if backend == "cpu" else 1
 
 
-def train_steps(state, images_NxHxW, *, step_fn, steps_per_call: int,
-                scan_unroll: int):
-  """`steps_per_call` steps in one compiled call; metrics are their mean."""
-  if steps_per_call == 1:
-    return step_fn(state, images_NxHxW)
-  state, metrics = jax.lax.scan(lambda s, _: step_fn(s, images_NxHxW), state,
-                                None, length=steps_per_call,
-                                unroll=resolve_unroll(scan_unroll,
-                                                      steps_per_call))
+def train_steps(state, data, *, step_fn, steps_per_call: int,
+                scan_unroll: int, r1_every: int = 1):
+  """`steps_per_call` steps in one compiled call; metrics are their mean.
+
+  Steps go in groups of `r1_every` (which divides steps_per_call, and every
+  call starts at a multiple of it): the first step of each group applies R1,
+  the others do not.
+  """
+  def group(state):
+    metrics = []
+    for k in range(r1_every):
+      state, m = step_fn(state, data, with_r1=k == 0)
+      metrics.append(m)
+    return state, jax.tree.map(lambda *v: jnp.mean(jnp.stack(v)), *metrics)
+
+  groups = steps_per_call // r1_every
+  if groups == 1:
+    return group(state)
+  state, metrics = jax.lax.scan(lambda s, _: group(s), state, None,
+                                length=groups,
+                                unroll=resolve_unroll(scan_unroll, groups))
   return state, jax.tree.map(jnp.mean, metrics)
 
 
 PARALLELISMS = ("pmap", "shard_map")
 
 
-def make_train_fn(*, generator, discriminator, g_tx, d_tx, bce, batch_size,
-                  latent_dim, phase1_bn, steps_per_call, devices,
+def make_train_fn(*, generator, discriminator, g_tx, d_tx, recipe, batch_size,
+                  latent_dim, steps_per_call, devices,
                   scan_unroll=0, parallelism="pmap"):
   """Compiles `steps_per_call` training steps as one call over `devices`.
 
@@ -247,11 +374,12 @@ def make_train_fn(*, generator, discriminator, g_tx, d_tx, bce, batch_size,
   """
   step_fn = functools.partial(
       train_step, generator=generator, discriminator=discriminator, g_tx=g_tx,
-      d_tx=d_tx, bce=bce, batch_size=batch_size, num_devices=len(devices),
-      latent_dim=latent_dim, phase1_bn=phase1_bn)
-  multi = functools.partial(train_steps, step_fn=step_fn,
-                            steps_per_call=steps_per_call,
-                            scan_unroll=scan_unroll)
+      d_tx=d_tx, recipe=recipe, batch_size=batch_size,
+      num_devices=len(devices), latent_dim=latent_dim)
+  multi = functools.partial(
+      train_steps, step_fn=step_fn, steps_per_call=steps_per_call,
+      scan_unroll=scan_unroll, r1_every=recipe.r1_every if recipe.r1_weight
+      else 1)
   if parallelism == "pmap":
     return jax.pmap(multi, axis_name=AXIS, in_axes=(None, 0),
                     out_axes=(None, None), donate_argnums=(0,),
@@ -259,7 +387,8 @@ def make_train_fn(*, generator, discriminator, g_tx, d_tx, bce, batch_size,
   if parallelism == "shard_map":
     P = jax.sharding.PartitionSpec  # pylint: disable=invalid-name
     per_device = jax.shard_map(
-        lambda state, images_1xNxHxW: multi(state, images_1xNxHxW[0]),
+        lambda state, data_1xN: multi(state, jax.tree.map(lambda x: x[0],
+                                                          data_1xN)),
         mesh=_mesh(devices), in_specs=(P(), P(AXIS)), out_specs=(P(), P()),
         # The step averages its gradients itself (pmean in _update), as under
         # pmap. With check_vma, the gradient of the replicated parameters
@@ -281,10 +410,15 @@ def replicate_state(state, devices):
       _mesh(devices), jax.sharding.PartitionSpec()))
 
 
-def replicate_data(images_NxHxW, devices):
-  """Puts the uint8 training set on every device, once, stacked as (D, N, ...)
-  with one copy per device: the layout `pmap` with in_axes=0 consumes."""
+def replicate_data(images_NxHxW, devices, labels_N=None) -> dict:
+  """Puts the uint8 training set (and its labels, for conditional recipes) on
+  every device, once, stacked as (D, N, ...) with one copy per device: the
+  layout `pmap` with in_axes=0 consumes. Returns {"images"[, "labels"]}."""
   sharding = jax.sharding.NamedSharding(_mesh(devices),
                                         jax.sharding.PartitionSpec(AXIS))
-  stacked = np.broadcast_to(images_NxHxW, (len(devices), *images_NxHxW.shape))
-  return jax.device_put(stacked, sharding)
+  data = {"images": images_NxHxW}
+  if labels_N is not None:
+    data["labels"] = labels_N
+  return {name: jax.device_put(
+      np.broadcast_to(x, (len(devices), *x.shape)), sharding)
+          for name, x in data.items()}

@@ -27,7 +27,6 @@ from ganjax import configs
 from ganjax import images as images_lib
 from ganjax import input_pipeline
 from ganjax import layers
-from ganjax import losses
 from ganjax import metric_writers
 from ganjax import metrics as metrics_lib
 from ganjax import models
@@ -48,7 +47,8 @@ USER_ERRORS = (ValueError, input_pipeline.DatasetError,
 
 # Evaluation scalars logged with the training metrics (prefixed "eval/").
 EVAL_SCALARS = ("fid", "fid_logits", "kid", "classifier_score", "precision",
-                "recall", "class_entropy", "classes_covered")
+                "recall", "class_entropy", "classes_covered",
+                "conditional_accuracy")  # the last for conditional G only
 
 
 class Preempted(Exception):
@@ -102,29 +102,33 @@ def initial_state(config, keys, num_examples: int):
       latent_dim=config.latent_dim,
       image_shape=input_pipeline.get_spec(config.dataset).image_shape,
       num_examples=num_examples, init_key=keys["init"],
-      noise_key=keys["noise"], data_key=keys["data"])
+      noise_key=keys["noise"], data_key=keys["data"],
+      ema=config.ema_decay > 0)
 
 
 def compile_train_fn(config, devices, bce=None):
   """The pmapped call of `config.steps_per_call` steps over `devices`; `bce`
-  overrides the config's loss (the tests count its traces with it)."""
+  overrides the config's cross-entropy (the tests count its traces with it)."""
   generator, discriminator = models.make_models(config, train_step.AXIS)
   g_tx, d_tx = optimizers.make_optimizers(config)
   return train_step.make_train_fn(
       generator=generator, discriminator=discriminator, g_tx=g_tx, d_tx=d_tx,
-      bce=bce or losses.get_bce(config.bce), batch_size=config.batch_size,
-      latent_dim=config.latent_dim, phase1_bn=config.phase1_bn,
+      recipe=train_step.Recipe.from_config(config, bce),
+      batch_size=config.batch_size, latent_dim=config.latent_dim,
       steps_per_call=config.steps_per_call, scan_unroll=config.scan_unroll,
       devices=devices, parallelism=config.parallelism)
 
 
 def load_run_config(workdir: str) -> ml_collections.ConfigDict:
+  """A run's config.json, with fields added since it was written filled in
+  with the values it ran with."""
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
     raise FileNotFoundError(f"{path} does not exist: --workdir={workdir} is "
                             "not a ganjax run directory.")
   with open(path, encoding="utf-8") as f:
-    return ml_collections.ConfigDict(json.load(f))
+    return ml_collections.ConfigDict(
+        configs.with_added_defaults(json.load(f)))
 
 
 def restore_generator(workdir: str, step=None):
@@ -142,7 +146,7 @@ def restore_generator(workdir: str, step=None):
   state = checkpointer.restore(step, template, config)
   checkpointer.close()
   sampler, _ = models.make_models(config, axis_name=None)
-  return sampler, _g_vars(state), step, config
+  return sampler, train_step.sampling_variables(state), step, config
 
 
 def prepare_workdir(workdir: str, config) -> None:
@@ -262,10 +266,6 @@ def evaluate_generator(evaluator, sampler, g_vars, workdir, step, latent_dim,
   return result
 
 
-def _g_vars(state):
-  return {"params": state.g_params, "batch_stats": state.g_batch_stats}
-
-
 class _Run:
   """The pieces of one training run, built once from the config."""
 
@@ -277,11 +277,12 @@ class _Run:
     prepare_workdir(workdir, config)
     self.conv_impl = layers.resolve_impl(config.conv_impl)
     self.keys = make_keys(config.seed)
-    images, _, self.data_info = input_pipeline.load(
+    images, labels, self.data_info = input_pipeline.load(
         config.dataset, "train", source=config.data_source,
         data_dir=config.data_dir or None,
         tfds_data_dir=config.tfds_data_dir or None)
-    self.data = train_step.replicate_data(images, self.devices)
+    self.data = train_step.replicate_data(
+        images, self.devices, labels if config.conditional else None)
     self.num_examples = images.shape[0]
     self.sampler, _ = models.make_models(config, axis_name=None)
     self.init_state = lambda: initial_state(config, self.keys,
@@ -289,6 +290,10 @@ class _Run:
     self.train_fn = compile_train_fn(config, self.devices)
     self.fixed_z = jax.random.normal(
         self.keys["sample"], (config.num_sample_images, config.latent_dim))
+    # A conditional G's grid has one column per class.
+    self.num_classes = self.sampler.num_classes
+    self.fixed_labels = sampling.balanced_labels(
+        0, config.num_sample_images, self.num_classes)
     self.evaluator = None
     if config.eval_every:  # built now, so a missing classifier fails early
       self.evaluator = metrics_lib.Evaluator(
@@ -298,14 +303,17 @@ class _Run:
 
   def evaluate(self, state, step):
     return evaluate_generator(
-        self.evaluator, self.sampler, _g_vars(state), self.workdir, step,
+        self.evaluator, self.sampler, train_step.sampling_variables(state),
+        self.workdir, step,
         self.config.latent_dim, self.config.eval_num_samples,
         self.config.eval_seed)
 
   def write_grid(self, state, name):
-    fakes = sampling.inference_fn(self.sampler)(_g_vars(state), self.fixed_z)
+    fakes = sampling.inference_fn(self.sampler)(
+        train_step.sampling_variables(state), self.fixed_z, self.fixed_labels)
     images_lib.save_png(os.path.join(self.workdir, "samples", name),
-                        images_lib.grid(images_lib.to_uint8(fakes)))
+                        images_lib.grid(images_lib.to_uint8(fakes),
+                                        columns=self.num_classes or None))
 
   def meta(self):
     return {"config": configs.trajectory_fields(self.config),
@@ -451,7 +459,8 @@ def _loop(run, state, start, checkpointer, writer, best):
         run.write_grid(state, f"step_{step:07d}.png")
       if config.eval_every and (step % config.eval_every == 0 or done):
         result = run.evaluate(state, step)
-        writer.write(step, {f"eval/{k}": result[k] for k in EVAL_SCALARS})
+        writer.write(step, {f"eval/{k}": result[k] for k in EVAL_SCALARS
+                            if k in result})
         best.offer(step, state, run.meta(), result["fid"])
       if stop.signum is not None and not done:
         raise Preempted(stop.signum, step, run.workdir)

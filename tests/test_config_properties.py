@@ -50,6 +50,21 @@ FIELDS = {
     "conv_impl": st.sampled_from(["auto", "xla", "matmul", "hybrid", "fft"]),
     "dataset": st.sampled_from(["fashion_mnist", "cifar10", 3]),
     "parallelism": st.sampled_from(["pmap", "shard_map", "gspmd"]),
+    "loss": st.sampled_from(["reference", "hinge", "relativistic", "wgan",
+                             None]),
+    "architecture": st.sampled_from(["dcgan28", "dcgan32", "resnet32",
+                                     "biggan"]),
+    "augment": st.sampled_from(["", "translation", "color,cutout", "flip",
+                                "color,,", 3]),
+    "gp_weight": _FLOATS,
+    "r1_weight": _FLOATS,
+    "r1_every": _INTS,
+    "ema_decay": _FLOATS,
+    "ema_start": _INTS,
+    "conditional": st.sampled_from([True, False, 1, 0, "yes", None]),
+    "spectral_norm": st.sampled_from([True, False, 1, None]),
+    "g_width": _INTS,
+    "d_width": _INTS,
 }
 
 overrides_strategy = st.dictionaries(
@@ -109,9 +124,25 @@ VALID = {
     "phase1_bn": lambda v: v in ("batch", "inference"),
     "compute_dtype": lambda v: v in ("float32", "bfloat16"),
     "conv_impl": lambda v: v in ("auto", "xla", "matmul", "hybrid"),
-    "dataset": lambda v: v == "fashion_mnist",
+    "dataset": lambda v: v in ("fashion_mnist", "cifar10"),
     "parallelism": lambda v: v in ("pmap", "shard_map"),
+    "loss": lambda v: v in ("reference", "minimax", "non_saturating", "hinge",
+                            "wasserstein", "least_squares", "relativistic"),
+    "architecture": lambda v: v in ("dcgan28", "dcgan32", "resnet32"),
+    "augment": lambda v: isinstance(v, str) and all(
+        p in ("color", "translation", "cutout") for p in v.split(",") if p),
+    "gp_weight": lambda v: _number(v) and v >= 0,
+    "r1_weight": lambda v: _number(v) and v >= 0,
+    "r1_every": lambda v: _int(v, 1),
+    "ema_decay": lambda v: _number(v) and 0 <= v < 1,
+    "ema_start": lambda v: _int(v, 0),
+    "conditional": lambda v: v is True or v is False,
+    "spectral_norm": lambda v: v is True or v is False,
+    "g_width": lambda v: _int(v, 1),
+    "d_width": lambda v: _int(v, 1),
 }
+_SIZES = {"fashion_mnist": 28, "cifar10": 32, "dcgan28": 28, "dcgan32": 32,
+          "resnet32": 32}
 _MULTIPLES = ("num_steps", "log_every", "sample_every", "checkpoint_every",
               "eval_every")  # of steps_per_call
 
@@ -123,6 +154,16 @@ def _invalid_fields(overrides):
   if "steps_per_call" not in bad:
     bad |= {f for f in _MULTIPLES
             if f not in bad and config[f] % every}
+  # Fields valid alone but not together.
+  if not bad & {"dataset", "architecture"} and (
+      _SIZES[config["dataset"]] != _SIZES[config["architecture"]]):
+    bad.add("architecture")  # it does not make the dataset's image size
+  if config["dataset"] == "cifar10" and not bad & {"dataset", "eval_every"} \
+      and config["eval_every"]:
+    bad.add("eval_every")  # no evaluation classifier for CIFAR-10
+  if not bad & {"r1_weight", "r1_every", "steps_per_call"} and (
+      config["r1_weight"] and every % config["r1_every"]):
+    bad.add("r1_every")  # lazy R1 groups must divide a fused call
   return bad
 
 

@@ -131,7 +131,10 @@ def test_divergence_stops_with_the_step_and_keeps_checkpoints(tmp_path):
     ({"g_learning_rate": -1.0}, "g_learning_rate"),
     ({"d_learning_rate": float("nan")}, "d_learning_rate"),
     ({"num_steps": 7}, "num_steps"),  # not a multiple of steps_per_call
-    ({"dataset": "cifar10"}, "dataset"),
+    ({"dataset": "imagenet"}, "dataset"),
+    ({"dataset": "cifar10"}, "architecture"),  # dcgan28 makes 28x28 images
+    ({"loss": "wgan"}, "loss"),
+    ({"augment": "flip"}, "augment"),
     ({"bce": "hinge"}, "bce"),
     ({"phase1_bn": "train"}, "phase1_bn"),
     ({"d_dropout": 1.0}, "d_dropout"),

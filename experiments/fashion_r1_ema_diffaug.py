@@ -1,0 +1,26 @@
+"""The reference recipe plus lazy R1, DiffAugment and an EMA generator.
+
+The modern regularization stack (StyleGAN2 / DiffAugment) on top of the
+reference DCGAN and its optimizer (RMSprop 1e-3, dropout 0.4, BCE): R1 on
+D's real inputs with gamma 0.1, applied every 5th step (weighted 5x;
+r1_every must divide steps_per_call); every image D sees, real or fake,
+translated by up to 3 pixels; G's weights averaged with decay 0.99 (samples
+and evaluation use the average).
+
+Launch:
+  python -m ganjax.train --config=experiments/fashion_r1_ema_diffaug.py \
+      --workdir=runs/fashion_r1_ema_diffaug
+Variants as in experiments/fashion.py (:short = 3,000 steps, :smoke).
+"""
+
+from experiments import fashion
+
+
+def get_config(arg=None):
+  config = fashion.get_config(arg)
+  config.r1_weight = 0.1
+  # Lazy R1 every 5th step; :smoke fuses 2 steps per call, so every 2nd.
+  config.r1_every = 5 if config.steps_per_call % 5 == 0 else 2
+  config.augment = "translation"
+  config.ema_decay = 0.99
+  return config

@@ -1,0 +1,26 @@
+"""WGAN-GP: the Wasserstein loss with a gradient penalty (lambda 10).
+
+One critic update per generator update, with the critic's faster learning
+rate standing in for the paper's five critic steps (two time-scale rule):
+Adam beta1 0, beta2 0.9, D 3e-4, G 1e-4. No dropout in the critic.
+
+Launch:
+  python -m ganjax.train --config=experiments/fashion_wgan_gp.py \
+      --workdir=runs/fashion_wgan_gp
+Variants as in experiments/fashion.py (:short = 3,000 steps, :smoke).
+"""
+
+from experiments import fashion
+
+
+def get_config(arg=None):
+  config = fashion.get_config(arg)
+  config.loss = "wasserstein"
+  config.gp_weight = 10.0
+  config.d_dropout = 0.0
+  config.optimizer = "adam"
+  config.g_learning_rate = 1e-4
+  config.d_learning_rate = 3e-4
+  config.adam_b1 = 0.0
+  config.adam_b2 = 0.9
+  return config

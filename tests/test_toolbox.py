@@ -1,0 +1,329 @@
+"""The toolbox: losses, penalties, spectral norm, DiffAugment, EMA,
+conditional models and the 32x32 architectures, each against its math."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ganjax import augment
+from ganjax import configs
+from ganjax import losses
+from ganjax import metrics
+from ganjax import models
+from ganjax import regularizers
+from ganjax import train_step
+from ganjax import trainer
+from tests.conftest import smoke_config
+
+FAKE = np.array([-2.0, -0.5, 0.3, 1.5], np.float32)
+REAL = np.array([1.0, 2.5, -0.2, 0.7], np.float32)
+
+
+def _softplus(x):
+  return np.log1p(np.exp(x))
+
+
+# Each loss by its textbook formula, in numpy: (D's loss, G's loss).
+EXPECTED = {
+    "minimax": (np.mean(_softplus(FAKE)) + np.mean(_softplus(-REAL)),
+                -np.mean(_softplus(FAKE))),  # = E log(1 - D(G(z)))
+    "non_saturating": (np.mean(_softplus(FAKE)) + np.mean(_softplus(-REAL)),
+                       np.mean(_softplus(-FAKE))),  # = -E log D(G(z))
+    "hinge": (np.mean(np.maximum(0, 1 - REAL)) + np.mean(np.maximum(
+        0, 1 + FAKE)), -np.mean(FAKE)),
+    "wasserstein": (np.mean(FAKE) - np.mean(REAL), -np.mean(FAKE)),
+    "least_squares": (0.5 * (np.mean((REAL - 1) ** 2) + np.mean(FAKE ** 2)),
+                      0.5 * np.mean((FAKE - 1) ** 2)),
+    "relativistic": (
+        np.mean(_softplus(-(REAL - FAKE.mean())))
+        + np.mean(_softplus(FAKE - REAL.mean())),
+        np.mean(_softplus(-(FAKE - REAL.mean())))
+        + np.mean(_softplus(REAL - FAKE.mean()))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_loss_values_on_fixed_logits(name):
+  loss = losses.get_loss(name)
+  d_expected, g_expected = EXPECTED[name]
+  np.testing.assert_allclose(loss.d(FAKE, REAL), d_expected, rtol=1e-6)
+  np.testing.assert_allclose(loss.g(FAKE, REAL), g_expected, rtol=1e-6)
+
+
+def test_reference_loss_is_the_keras_bce_step():
+  """D: one BCE mean over [fakes (label 0), reals (label 1)]; G: BCE with
+  label 1, i.e. the non-saturating loss."""
+  ref = losses.get_loss("reference", "logits")
+  probs = lambda l: 1 / (1 + np.exp(-l))
+  bce_d = -np.mean(np.concatenate([np.log(1 - probs(FAKE)),
+                                   np.log(probs(REAL))]))
+  np.testing.assert_allclose(ref.d(FAKE, REAL), bce_d, rtol=1e-6)
+  np.testing.assert_allclose(ref.g(FAKE, REAL),
+                             EXPECTED["non_saturating"][1], rtol=1e-6)
+  keras = losses.get_loss("reference", "keras")
+  saturated = np.array([-40.0, 40.0], np.float32)
+  assert float(jax.grad(lambda l: keras.g(l, l))(saturated)[0]) == 0.0
+
+
+@pytest.mark.parametrize("field,value,valid", [
+    ("loss", "wgan", "hinge"), ("architecture", "biggan", "resnet32"),
+    ("augment", "color,flip", "translation"), ("optimizer", "sgd", "adam"),
+    ("bce", "focal", "keras")])
+def test_unknown_names_list_the_valid_ones(field, value, valid):
+  config = smoke_config(**{field: value})
+  with pytest.raises(ValueError, match=f"config.{field}=.*{valid}"):
+    configs.validate(config, 1)
+
+
+def test_gradient_penalties_of_known_functions():
+  """For D(x) = <a, x>, grad D = a everywhere: GP = (|a| - 1)^2 and
+  R1 = |a|^2 / 2. For D(x) = |x|^2 / 2, grad D = x: R1 = E|x|^2 / 2."""
+  key = jax.random.key(0)
+  a = jax.random.normal(key, (1, 5, 5, 2))
+  reals = jax.random.normal(jax.random.key(1), (6, 5, 5, 2))
+  fakes = jax.random.normal(jax.random.key(2), (6, 5, 5, 2))
+  linear = lambda x: (a * x).sum((1, 2, 3))
+  norm_a = float(jnp.linalg.norm(a))
+  eps = jax.random.uniform(key, (6,))
+  np.testing.assert_allclose(
+      regularizers.gradient_penalty(linear, reals, fakes, eps),
+      (norm_a - 1) ** 2, rtol=1e-5)
+  np.testing.assert_allclose(regularizers.r1_penalty(linear, reals),
+                             norm_a ** 2 / 2, rtol=1e-5)
+  quadratic = lambda x: 0.5 * jnp.square(x).sum((1, 2, 3))
+  np.testing.assert_allclose(
+      regularizers.r1_penalty(quadratic, reals),
+      0.5 * np.mean(np.square(np.asarray(reals)).sum((1, 2, 3))), rtol=1e-5)
+  # GP at x_hat = e r + (1 - e) f: for the quadratic, grad = x_hat.
+  e = eps[:, None, None, None]
+  mixed = np.asarray(e * reals + (1 - e) * fakes).reshape(6, -1)
+  np.testing.assert_allclose(
+      regularizers.gradient_penalty(quadratic, reals, fakes, eps),
+      np.mean((np.linalg.norm(mixed, axis=1) - 1) ** 2), rtol=1e-5)
+
+
+@pytest.mark.parametrize("impl", ["hybrid", "matmul"])
+def test_penalty_gradients_agree_across_conv_impls(impl):
+  """R1's and GP's gradients w.r.t. D's parameters (a second-order gradient,
+  through the hybrid convolutions' custom VJP) equal XLA's."""
+  images = jax.random.uniform(jax.random.key(0), (4, 28, 28, 1)) * 2 - 1
+  fakes = jax.random.uniform(jax.random.key(1), (4, 28, 28, 1)) * 2 - 1
+
+  def grads(conv_impl):
+    d = models.Discriminator(width=8, conv_impl=conv_impl, dropout_rate=0.0)
+    params = d.init(jax.random.key(2), images, train=False)["params"]
+
+    def total(p):
+      d_fn = lambda x: d.apply({"params": p}, x, train=False)
+      return (regularizers.r1_penalty(d_fn, images)
+              + regularizers.gradient_penalty(
+                  d_fn, images, fakes, jax.random.uniform(jax.random.key(3),
+                                                          (4,))))
+    return jax.grad(total)(params)
+
+  for a, b in zip(jax.tree.leaves(grads(impl)), jax.tree.leaves(grads("xla"))):
+    np.testing.assert_allclose(a, b, rtol=2e-4, atol=1e-6)
+
+
+def test_spectral_norm_matches_the_svd():
+  """After enough power iterations every layer's sigma is the largest
+  singular value of its kernel (as a matrix, output axis last), and the layer
+  computes with the kernel divided by it."""
+  d = models.Discriminator(width=8, spectral_norm=True, dropout_rate=0.0)
+  x = jax.random.normal(jax.random.key(0), (2, 28, 28, 1))
+  variables = d.init(jax.random.key(1), x, train=False)
+  update = jax.jit(lambda v: d.apply(v, x, train=False, update_stats=True,
+                                     mutable=[models.SPECTRAL])[1])
+  for _ in range(60):
+    variables = {"params": variables["params"], **update(variables)}
+  params = jax.tree_util.tree_leaves_with_path(variables["params"])
+  sigmas = jax.tree_util.tree_leaves_with_path(variables[models.SPECTRAL])
+  kernels = {jax.tree_util.keystr(p): v for p, v in params
+             if "kernel" in jax.tree_util.keystr(p)}
+  checked = 0
+  for path, sigma in sigmas:
+    if not jax.tree_util.keystr(path).endswith("sigma']"):
+      continue
+    layer = jax.tree_util.keystr(path).split("'")[-2].split("/")[0]
+    (kernel,) = [k for name, k in kernels.items() if layer in name]
+    matrix = np.asarray(kernel).reshape(-1, kernel.shape[-1])
+    np.testing.assert_allclose(float(sigma),
+                               np.linalg.svd(matrix, compute_uv=False)[0],
+                               rtol=1e-3)
+    checked += 1
+  assert checked == 3  # two convolutions and the dense layer
+
+  dense = nn.SpectralNorm(nn.Dense(3), collection_name="s")
+  v = dense.init(jax.random.key(2), jnp.ones((1, 4)), update_stats=False)
+  for _ in range(60):
+    _, s = dense.apply(v, jnp.ones((1, 4)), update_stats=True, mutable=["s"])
+    v = {"params": v["params"], **s}
+  kernel = np.asarray(v["params"]["layer_instance"]["kernel"])
+  inputs = np.asarray(jax.random.normal(jax.random.key(3), (5, 4)))
+  expected = inputs @ (kernel / np.linalg.svd(kernel, compute_uv=False)[0])
+  np.testing.assert_allclose(dense.apply(v, inputs, update_stats=False),
+                             expected + np.asarray(
+                                 v["params"]["layer_instance"]["bias"]),
+                             rtol=1e-4, atol=1e-6)
+
+
+def _marked(n, value):
+  """n 16x16 images, all -1 but one pixel at the centre."""
+  x = -np.ones((n, 16, 16, 1), np.float32)
+  x[:, 8, 8, 0] = value
+  return jnp.asarray(x)
+
+
+def test_diffaugment_transforms_reals_and_fakes_alike():
+  """The same key gives every image slot the same transform, whatever the
+  images: a marked pixel in a real and in a fake image moves to the same
+  place; the shift is exact; gradients pass to the fakes."""
+  key = jax.random.key(0)
+  reals, fakes = _marked(64, 1.0), _marked(64, 0.5)
+  shifted_r = augment.augment(reals + 1, key, ("translation",))
+  shifted_f = augment.augment(fakes + 1, key, ("translation",))
+  where = lambda x: np.asarray(x).reshape(64, -1).argmax(1)
+  np.testing.assert_array_equal(where(shifted_r), where(shifted_f))
+  rows, cols = np.divmod(where(shifted_r), 16)
+  assert len(set(zip(rows.tolist(), cols.tolist()))) > 5  # varies per image
+  assert (np.abs(rows - 8) <= 2).all() and (np.abs(cols - 8) <= 2).all()
+  np.testing.assert_allclose(np.asarray(shifted_r).max((1, 2, 3)), 2.0)
+  np.testing.assert_allclose(np.asarray(shifted_r).sum((1, 2, 3)), 2.0)
+  policy = augment.parse_policy("color,translation,cutout")
+  out_r = augment.augment(reals, key, policy)
+  out_f = augment.augment(reals, key, policy)
+  np.testing.assert_array_equal(out_r, out_f)
+  grad = jax.grad(lambda f: augment.augment(f, key, policy).sum())(fakes)
+  assert np.abs(np.asarray(grad)).sum() > 0
+  # A device's rows of a global batch get the transforms of those rows.
+  part = augment.augment(reals[16:32], key, policy, rows=(16, 64))
+  np.testing.assert_allclose(part, out_r[16:32], rtol=1e-6)
+
+
+def test_cutout_zeroes_a_half_size_square():
+  x = jnp.ones((8, 16, 16, 1))
+  out = np.asarray(augment.augment(x, jax.random.key(1), ("cutout",)))
+  zeros = (out == 0).reshape(8, -1).sum(1)
+  assert (zeros > 0).all() and (zeros <= 64).all()  # <= 8x8, clipped at edges
+  assert np.isin(out, (0.0, 1.0)).all()
+
+
+def _steps(config, calls, num_devices=1, images=None, labels=None):
+  """The states after each of `calls` single-step calls."""
+  devices = jax.local_devices()[:num_devices]
+  state = train_step.replicate_state(
+      trainer.initial_state(config, trainer.make_keys(config.seed),
+                            images.shape[0]), devices)
+  train_fn = trainer.compile_train_fn(config, devices)
+  data = train_step.replicate_data(images, devices, labels)
+  out = []
+  for _ in range(calls):
+    state, metrics = train_fn(state, data)
+    out.append((jax.device_get(state), jax.device_get(metrics)))
+  return out
+
+
+def test_ema_in_the_step(fashion_train):
+  """e_t = d e_{t-1} + (1 - d) p_t from ema_start on, the parameters before;
+  sampling uses the average."""
+  config = smoke_config(steps_per_call=1, ema_decay=0.9, ema_start=2)
+  history = _steps(config, 4, images=fashion_train[0][:2048])
+  for t, (state, _) in enumerate(history):
+    ema = (state.g_params if t < 2 else jax.tree.map(
+        lambda e, p: 0.9 * e + 0.1 * p, ema, state.g_params))
+    for a, b in zip(jax.tree.leaves(state.g_ema_params), jax.tree.leaves(ema)):
+      np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+  g_vars = train_step.sampling_variables(history[-1][0])
+  assert g_vars["params"] is history[-1][0].g_ema_params
+
+
+def test_lazy_r1_is_one_weighted_step_in_r1_every(fashion_train):
+  """Two steps with r1_every=2 and weight w equal a step with R1 at weight
+  2w followed by a step without R1."""
+  images = fashion_train[0][:2048]
+  base = dict(d_dropout=0.0, loss="non_saturating", conv_impl="xla")
+  lazy = smoke_config(steps_per_call=2, r1_weight=0.5, r1_every=2, **base)
+  ((lazy_state, lazy_metrics),) = _steps(lazy, 1, images=images)
+  devices = jax.local_devices()[:1]
+  state = train_step.replicate_state(trainer.initial_state(
+      lazy, trainer.make_keys(lazy.seed), images.shape[0]), devices)
+  data = train_step.replicate_data(images, devices)
+  r1_values = []
+  for weight in (1.0, 0.0):  # = 2 x 0.5, then none
+    config = smoke_config(steps_per_call=1, r1_weight=weight, **base)
+    state, metrics = trainer.compile_train_fn(config, devices)(state, data)
+    r1_values.append(float(metrics.get("r1", 0.0)))
+  assert r1_values[0] > 0
+  np.testing.assert_allclose(lazy_metrics["r1"], r1_values[0] / 2, rtol=1e-5)
+  for a, b in zip(jax.tree.leaves(jax.device_get(state)),
+                  jax.tree.leaves(lazy_state)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+  with pytest.raises(ValueError, match="config.r1_every=3 .*must divide"):
+    configs.validate(smoke_config(r1_weight=1.0, r1_every=3), 1)
+
+
+def test_conditional_models_use_the_label():
+  """G: same z, other class, other image. D: the label enters only through
+  the projection <embed(y), features>: with zero embeddings every label gives
+  the same logit, and the difference is linear in the embedding."""
+  g = models.Generator(width=8, num_classes=10)
+  d = models.Discriminator(width=8, num_classes=10, dropout_rate=0.0)
+  z = jnp.ones((2, 16))
+  g_vars = g.init(jax.random.key(0), z, jnp.array([0, 0]), train=False)
+  images = g.apply(g_vars, z, jnp.array([0, 3]), train=False)
+  assert not np.allclose(images[0], images[1])
+  same = jnp.concatenate([images[:1], images[:1]])
+  d_vars = d.init(jax.random.key(1), same, jnp.array([0, 0]), train=False)
+  row = d_vars["params"]["projection"]["embedding"][2]
+
+  def logits(scale):
+    table = jnp.zeros((10, row.shape[0])).at[2].set(scale * row)
+    params = {**d_vars["params"], "projection": {"embedding": table}}
+    return d.apply({"params": params}, same, jnp.array([2, 7]), train=False)
+
+  zero, one, two = logits(0.0), logits(1.0), logits(2.0)
+  np.testing.assert_allclose(zero[0], zero[1], rtol=1e-6)
+  np.testing.assert_allclose(one[1], zero[1], rtol=1e-6)
+  assert abs(float(one[0] - zero[0])) > 1e-4
+  np.testing.assert_allclose(two[0] - zero[0], 2 * (one[0] - zero[0]),
+                             rtol=1e-3)
+
+
+def test_conditional_accuracy():
+  logits = np.eye(3)[[0, 1, 2, 2, 0, 1]]
+  result = metrics.conditional_accuracy(logits, np.array([0, 1, 2, 0, 1, 2]))
+  assert result["conditional_accuracy"] == 0.5
+  assert result["conditional_accuracy_per_class"] == [0.5, 0.5, 0.5]
+
+
+@pytest.mark.parametrize("architecture", ["dcgan32", "resnet32"])
+def test_32x32_architectures(architecture):
+  """Shapes, the published parameter counts at width 64, and a conditional
+  G whose BatchNorm (resnet) or input (dcgan) depends on the class."""
+  g_cls, d_cls, (h, w) = models.ARCHITECTURES[architecture]
+  z = jnp.zeros((2, 128))
+  labels = jnp.array([0, 1])
+  for num_classes in (0, 10):
+    g = g_cls(width=8, channels=3, num_classes=num_classes)
+    d = d_cls(width=8, channels=3, num_classes=num_classes,
+              spectral_norm=True)
+    g_vars = g.init(jax.random.key(0), z, labels, train=False)
+    images = g.apply(g_vars, z, labels, train=False)
+    assert images.shape == (2, h, w, 3)
+    assert np.abs(np.asarray(images)).max() <= 1
+    d_vars = d.init(jax.random.key(1), images, labels, train=False)
+    assert d.apply(d_vars, images, labels, train=False).shape == (2,)
+  count = lambda tree: sum(x.size for x in jax.tree.leaves(tree))
+  g_full = jax.eval_shape(lambda: g_cls(channels=3).init(
+      jax.random.key(0), z, train=False)["params"])
+  d_full = jax.eval_shape(lambda: d_cls(channels=3).init(
+      jax.random.key(0), jnp.zeros((2, 32, 32, 3)), train=False)["params"])
+  assert (count(g_full), count(d_full)) == PARAMETERS[architecture]
+
+
+# Trainable parameters (G, D) at width 64, z 128: the sizes of SNGAN's
+# CIFAR-10 networks (ResNet G 4.3M, D 1.05M).
+PARAMETERS = {"dcgan32": (3_813_379, 2_935_873),
+              "resnet32": (4_276_739, 1_053_825)}
