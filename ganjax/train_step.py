@@ -342,6 +342,9 @@ def train_steps(state, data, *, step_fn, steps_per_call: int,
       metrics.append(m)
     return state, jax.tree.map(lambda *v: jnp.mean(jnp.stack(v)), *metrics)
 
+  if steps_per_call % r1_every:
+    raise ValueError(f"config.r1_every={r1_every} must divide "
+                     f"config.steps_per_call={steps_per_call}.")
   groups = steps_per_call // r1_every
   if groups == 1:
     return group(state)

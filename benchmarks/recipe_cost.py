@@ -1,0 +1,85 @@
+"""Step time of each recipe in experiments/ against the reference's.
+
+  python benchmarks/recipe_cost.py [--batch=128] [--steps_per_call=10]
+      [--repeats=5] [--out=benchmarks/results/recipe_cost_cpu.json]
+
+One device, the recipes' own settings at the given batch and fused steps
+(lazy R1's interval cut to a divisor of them; MNIST-sized recipes only:
+CIFAR-10 needs its data). Reports the median
+ms/step of `repeats` timed calls after a warm-up, and the ratio to the
+reference recipe (experiments/fashion.py) measured in the same process.
+"""
+
+import argparse
+import importlib
+import json
+import math
+import os
+import statistics
+import sys
+
+import jax
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+from benchmarks.step_time import time_calls  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ganjax import configs  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ganjax import input_pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ganjax import train_step  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ganjax import trainer  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+RECIPES = ("fashion", "fashion_ns_adam", "fashion_hinge_sn",
+           "fashion_wgan_gp", "fashion_r1_ema_diffaug", "fashion_conditional")
+
+
+def recipe_ms(recipe, images, labels, batch, steps_per_call, repeats):
+  config = importlib.import_module(f"experiments.{recipe}").get_config()
+  config.update(batch_size=batch, steps_per_call=steps_per_call)
+  if config.r1_weight:  # lazy R1 groups must divide the fused call
+    config.r1_every = math.gcd(config.r1_every, steps_per_call)
+  configs.validate(config, 1)
+  devices = jax.local_devices()[:1]
+  state = train_step.replicate_state(trainer.initial_state(
+      config, trainer.make_keys(0), images.shape[0]), devices)
+  train_fn = trainer.compile_train_fn(config, devices)
+  data = train_step.replicate_data(images, devices,
+                                   labels if config.conditional else None)
+  holder = {"state": state}
+
+  def call():
+    holder["state"], metrics = train_fn(holder["state"], data)
+    jax.block_until_ready(metrics)
+
+  return time_calls(call, steps_per_call, repeats)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--batch", type=int, default=128)
+  parser.add_argument("--steps_per_call", type=int, default=10)
+  parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument("--out", default=os.path.join(
+      os.path.dirname(os.path.abspath(__file__)), "results",
+      f"recipe_cost_{jax.default_backend()}.json"))
+  args = parser.parse_args()
+  images, labels, _ = input_pipeline.load("fashion_mnist", "train")
+  rows = []
+  for recipe in RECIPES:
+    samples = recipe_ms(recipe, images, labels, args.batch,
+                        args.steps_per_call, args.repeats)
+    rows.append({"recipe": recipe, "ms_per_step": statistics.median(samples),
+                 "samples_ms": samples})
+    base = rows[0]["ms_per_step"]
+    print(f"{recipe:<26}{rows[-1]['ms_per_step']:9.1f} ms/step"
+          f"{rows[-1]['ms_per_step'] / base:7.2f}x", flush=True)
+  for row in rows:
+    row["ratio_to_reference"] = row["ms_per_step"] / rows[0]["ms_per_step"]
+  with open(args.out, "w", encoding="utf-8") as f:
+    json.dump({"backend": jax.default_backend(), "jax": jax.__version__,
+               "cpu_count": os.cpu_count(), "args": vars(args),
+               "rows": rows}, f, indent=1)
+  print("wrote", args.out)
+
+
+if __name__ == "__main__":
+  main()
