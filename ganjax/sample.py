@@ -35,7 +35,8 @@ def main(argv):
     raise SystemExit(f"ganjax.sample: error: {e}") from e
   samples = sampling.generate(sampler, g_vars, FLAGS.num, FLAGS.seed,
                               config.latent_dim)
-  sampling.write_samples(FLAGS.out, samples, step)
+  sampling.write_samples(FLAGS.out, samples, step,
+                         columns=sampler.num_classes or None)
   logging.info("Wrote %d samples from step %d to %s", FLAGS.num, step,
                FLAGS.out)
 

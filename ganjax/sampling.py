@@ -39,12 +39,13 @@ def generate(sampler, g_vars, num: int, seed: int, latent_dim: int,
   return np.concatenate(out)
 
 
-def write_samples(path: str, samples_uint8, step: int) -> None:
-  """Writes .npz (key `images`, (N, H, W) uint8) or a .png grid."""
+def write_samples(path: str, samples_uint8, step: int, columns=None) -> None:
+  """Writes .npz (key `images`, (N, H, W[, C]) uint8) or a .png grid of
+  `columns` columns (a conditional G's samples: one per class)."""
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   if path.endswith(".npz"):
     np.savez_compressed(path, images=samples_uint8, step=step)
   elif path.endswith(".png"):
-    images_lib.save_png(path, images_lib.grid(samples_uint8))
+    images_lib.save_png(path, images_lib.grid(samples_uint8, columns))
   else:
     raise ValueError(f"--out={path} must end in .npz or .png.")
