@@ -113,9 +113,9 @@ class Checkpointer:
     """
     path = os.path.join(self.directory, str(step))
     meta = self.read_meta(step)
-    diffs = configs.differences(configs.with_added_defaults(
-        meta.get("config", {})),
-                                configs.trajectory_fields(config))
+    diffs = configs.differences(
+        configs.trajectory_fields(meta.get("config", {})),
+        configs.trajectory_fields(config))
     if diffs:
       raise CheckpointError(
           f"Checkpoint {path} was made by an incompatible config; these "
@@ -133,14 +133,9 @@ class Checkpointer:
     target = flax.serialization.to_state_dict(template)
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct,
                             _with_arrays(template))
-    restore = lambda tree: self._manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(tree)))["state"]
     try:
-      try:
-        restored = restore(abstract)
-      except ValueError:  # written with the empty fields, by a dev version
-        restored = restore(jax.tree.map(ocp.utils.to_shape_dtype_struct,
-                                        target))
+      restored = self._manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(abstract)))["state"]
     except Exception as e:  # orbax raises many types for damaged files
       raise CheckpointError(
           f"Checkpoint {path} is corrupt or incomplete, or was written by "

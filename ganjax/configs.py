@@ -29,7 +29,6 @@ _CHOICES = {
     "bce": tuple(sorted(losses.BCE)),
     "loss": losses.NAMES,
     "architecture": tuple(sorted(models.ARCHITECTURES)),
-
     "optimizer": tuple(sorted(optimizers.OPTIMIZERS)),
     "compute_dtype": ("float32", "bfloat16"),
     "conv_impl": ("auto", *layers.IMPLS),

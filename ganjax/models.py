@@ -257,6 +257,13 @@ def get_architecture(name: str):
   return ARCHITECTURES[name]
 
 
+def num_classes(config) -> int:
+  """The classes G and D are conditioned on: the dataset's, or 0."""
+  if not config.conditional:
+    return 0
+  return input_pipeline.get_spec(config.dataset).num_classes
+
+
 def make_models(config, axis_name: Optional[str] = None):
   """Builds (generator, discriminator) from an experiment config."""
   g_cls, d_cls, _ = get_architecture(config.architecture)
@@ -265,7 +272,7 @@ def make_models(config, axis_name: Optional[str] = None):
       config.compute_dtype]
   spec = input_pipeline.get_spec(config.dataset)
   common = dict(conv_impl=impl, dtype=dtype, axis_name=axis_name,
-                num_classes=spec.num_classes if config.conditional else 0,
+                num_classes=num_classes(config),
                 channels=spec.image_shape[-1])
   generator = g_cls(width=config.g_width, **common)
   discriminator = d_cls(width=config.d_width, dropout_rate=config.d_dropout,

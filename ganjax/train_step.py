@@ -31,8 +31,8 @@ import optax
 from ganjax import augment as augment_lib
 from ganjax import input_pipeline
 from ganjax import losses
+from ganjax import models
 from ganjax import regularizers
-from ganjax.models import SPECTRAL
 
 AXIS = "batch"  # the pmap axis name
 
@@ -84,8 +84,7 @@ class Recipe:
         r1_weight=float(config.r1_weight), r1_every=config.r1_every,
         augment=augment_lib.parse_policy(config.augment),
         ema_decay=float(config.ema_decay), ema_start=config.ema_start,
-        num_classes=(input_pipeline.get_spec(config.dataset).num_classes
-                     if config.conditional else 0))
+        num_classes=models.num_classes(config))
 
 
 def init_state(*, generator, discriminator, g_tx, d_tx, latent_dim: int,

@@ -191,10 +191,19 @@ def test_diffaugment_transforms_reals_and_fakes_alike():
   assert (np.abs(rows - 8) <= 2).all() and (np.abs(cols - 8) <= 2).all()
   np.testing.assert_allclose(np.asarray(shifted_r).max((1, 2, 3)), 2.0)
   np.testing.assert_allclose(np.asarray(shifted_r).sum((1, 2, 3)), 2.0)
+  # Every transform is affine in the image with parameters from the key, so
+  # the same transforms on reals and fakes satisfy
+  # T(r) - T(f) = T(r - f) - T(0).
   policy = augment.parse_policy("color,translation,cutout")
+  reals = jax.random.uniform(jax.random.key(1), (64, 16, 16, 1)) * 2 - 1
+  fakes = jax.random.uniform(jax.random.key(2), (64, 16, 16, 1)) * 2 - 1
   out_r = augment.augment(reals, key, policy)
-  out_f = augment.augment(reals, key, policy)
-  np.testing.assert_array_equal(out_r, out_f)
+  out_f = augment.augment(fakes, key, policy)
+  np.testing.assert_allclose(
+      out_r - out_f, augment.augment(reals - fakes, key, policy)
+      - augment.augment(jnp.zeros_like(reals), key, policy), atol=1e-5)
+  other = augment.augment(fakes, jax.random.key(9), policy)
+  assert not np.allclose(out_f, other)  # another key, other transforms
   grad = jax.grad(lambda f: augment.augment(f, key, policy).sum())(fakes)
   assert np.abs(np.asarray(grad)).sum() > 0
   # A device's rows of a global batch get the transforms of those rows.
