@@ -20,6 +20,12 @@ import ml_collections
 def get_config(arg=None):
   config = ml_collections.ConfigDict()
   config.seed = 0  # decides init, noise, dropout and data order
+  # Seeds seed, seed+1, ..., seed+num_seeds-1 trained side by side in one
+  # program, each in workdir/seed_<s> (see README, Reproducibility).
+  config.num_seeds = 1
+  # How: "unrolled" (each seed bit-identical to its single run), "vmap" (one
+  # batched program; equal to float rounding), "auto" (unrolled on CPU).
+  config.seed_batching = "auto"
 
   # Data.
   config.dataset = "fashion_mnist"  # "fashion_mnist" or "mnist"

@@ -79,6 +79,11 @@ class Checkpointer:
     """Starts an asynchronous save; arrays are copied off the device before
     this returns, so `state` may be donated to the next step right away."""
     meta = {**meta, "state_layout": state_layout(state)}
+    if jax.process_count() > 1:
+      # pmap returns each process's own copies of the replicated state, which
+      # orbax cannot write as one array; all processes hold the same values,
+      # and all take part in the save.
+      state = jax.device_get(state)
     with self._writes():
       self._manager.wait_until_finished()  # surfaces an earlier failure
       self._writing = step

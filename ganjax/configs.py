@@ -22,7 +22,8 @@ RESUMABLE_FIELDS = frozenset({
     "num_steps", "log_every", "sample_every", "checkpoint_every",
     "keep_checkpoints", "steps_per_call", "scan_unroll", "conv_impl",
     "data_source", "data_dir", "tfds_data_dir", "eval_every",
-    "eval_num_samples", "eval_seed", "nan_rollbacks", "parallelism"})
+    "eval_num_samples", "eval_seed", "nan_rollbacks", "parallelism",
+    "seed_batching"})
 
 _CHOICES = {
     "phase1_bn": ("inference", "batch"),
@@ -34,10 +35,11 @@ _CHOICES = {
     "conv_impl": ("auto", *layers.IMPLS),
     "data_source": input_pipeline.SOURCES,
     "parallelism": train_step.PARALLELISMS,
+    "seed_batching": train_step.SEED_BATCHINGS,
     "dataset": tuple(sorted(input_pipeline.SPECS)),
 }
-_POSITIVE_INTS = ("latent_dim", "batch_size", "num_steps", "steps_per_call",
-                  "g_width", "d_width", "r1_every",
+_POSITIVE_INTS = ("num_seeds", "latent_dim", "batch_size", "num_steps",
+                  "steps_per_call", "g_width", "d_width", "r1_every",
                   "log_every", "sample_every",
                   "checkpoint_every", "keep_checkpoints", "num_sample_images")
 _POSITIVE_FLOATS = ("g_learning_rate", "d_learning_rate", "rmsprop_eps")
@@ -51,7 +53,7 @@ ADDED_DEFAULTS = {
     "architecture": "dcgan28", "g_width": 64, "d_width": 64,
     "conditional": False, "spectral_norm": False, "loss": "reference",
     "gp_weight": 0.0, "r1_weight": 0.0, "r1_every": 1, "augment": "",
-    "ema_decay": 0.0, "ema_start": 0,
+    "ema_decay": 0.0, "ema_start": 0, "num_seeds": 1, "seed_batching": "auto",
 }
 
 
@@ -84,6 +86,10 @@ def validate(config, num_devices: int) -> None:
   for field in _POSITIVE_INTS:
     if not _is_int(config[field]) or config[field] < 1:
       _fail(field, config[field], "must be a positive integer")
+  if config.seed + config.num_seeds > 2**32:
+    _fail("num_seeds", config.num_seeds,
+          f"seeds {config.seed}..{config.seed + config.num_seeds - 1} must "
+          "all be below 2**32; use a smaller config.seed")
   for field in _POSITIVE_FLOATS:
     if not _is_number(config[field]) or config[field] <= 0:
       _fail(field, config[field], "must be a finite number > 0")

@@ -7,7 +7,9 @@
 Prints the metrics as one JSON object on stdout (progress goes to stderr). With
 --workdir it also writes them to DIR/eval/step_<step>.json. --samples takes an
 .npz whose key `images` holds uint8 [0, 255] images, (N, H, W) or
-(N, H, W, C). The protocol: the dataset's 10,000-image test split as the real
+(N, H, W, C). A run of several seeds (config.num_seeds) is scored seed by
+seed; its summary (each seed's numbers, mean and 95% confidence interval)
+goes to DIR/eval/step_<step>.json and stdout. The protocol: the dataset's 10,000-image test split as the real
 set, `--num_samples` generated images (default 10,000) drawn with noise seed
 `--seed` in batches of 1,000, features from the shipped classifier.
 """
@@ -26,6 +28,7 @@ from ganjax import classifier as classifier_lib
 from ganjax import input_pipeline
 from ganjax import metric_writers
 from ganjax import metrics as metrics_lib
+from ganjax import seeds as seeds_lib
 from ganjax import trainer
 
 flags.DEFINE_string("workdir", None, "A ganjax run directory.")
@@ -74,15 +77,35 @@ def _run():
     result = evaluator.evaluate(images)
     result["samples"] = os.path.abspath(FLAGS.samples)
     return result
+  config = trainer.load_run_config(FLAGS.workdir)
+  if config.num_seeds > 1:
+    return _run_seeds(config)
+  return _run_workdir(FLAGS.workdir)
+
+
+def _run_seeds(config):
+  results = {seed: _run_workdir(seeds_lib.member_workdir(FLAGS.workdir, seed))
+             for seed in seeds_lib.seeds_of(config)}
+  steps = {r["step"] for r in results.values()}
+  if len(steps) > 1:
+    raise ValueError(f"The seeds of {FLAGS.workdir} were scored at different "
+                     f"steps {sorted(steps)}; give --step.")
+  summary = {**seeds_lib.summarize(results), "step": steps.pop()}
+  metric_writers.write_json(
+      metric_writers.eval_path(FLAGS.workdir, summary["step"]), summary)
+  return summary
+
+
+def _run_workdir(workdir):
   sampler, g_vars, step, config = trainer.restore_generator(
-      FLAGS.workdir, FLAGS.step)
+      workdir, FLAGS.step)
   evaluator = metrics_lib.Evaluator(
       config.dataset, data_dir=FLAGS.data_dir or config.data_dir or None,
       source=config.data_source, tfds_data_dir=config.tfds_data_dir or None)
   logging.info("Scoring %d samples from %s step %d", FLAGS.num_samples,
-               FLAGS.workdir, step)
+               workdir, step)
   return trainer.evaluate_generator(
-      evaluator, sampler, g_vars, FLAGS.workdir, step, config.latent_dim,
+      evaluator, sampler, g_vars, workdir, step, config.latent_dim,
       FLAGS.num_samples, FLAGS.seed)
 
 

@@ -41,6 +41,19 @@ class MetricWriter:
     self._tb.close()
 
 
+class NullWriter:
+  """The metric writer of processes other than 0 in a multi-process run."""
+
+  def rewind(self, step: int) -> None:
+    pass
+
+  def write(self, step: int, scalars: dict) -> None:
+    pass
+
+  def close(self):
+    pass
+
+
 def read_jsonl(path: str) -> list:
   """The records of a metrics.jsonl; a last line torn by a crash is skipped."""
   with open(path, encoding="utf-8") as f:

@@ -3,6 +3,9 @@
   python -m ganjax.train --config=experiments/fashion.py --workdir=runs/fashion
   python -m ganjax.train --config=experiments/fashion.py:smoke \
       --workdir=/tmp/smoke --config.seed=1
+Over several processes (run on each; see ganjax/distributed.py):
+  python -m ganjax.train --config=... --workdir=DIR \
+      --coordinator_address=HOST0:1234 --num_processes=2 --process_id=I
 """
 
 import logging as std_logging
@@ -13,6 +16,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from ganjax import distributed
 from ganjax import trainer
 
 FLAGS = flags.FLAGS
@@ -21,6 +25,15 @@ config_flags.DEFINE_config_file(
     lock_config=True)
 flags.DEFINE_string("workdir", None, "Where checkpoints, metrics and samples "
                     "go; an existing run there is resumed.")
+flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0, "
+                    "for a run over several processes (see "
+                    "ganjax/distributed.py); default $JAX_COORDINATOR_ADDRESS.")
+flags.DEFINE_integer("num_processes", None, "Processes of a multi-process "
+                     "run; default $JAX_NUM_PROCESSES.")
+flags.DEFINE_integer("process_id", None, "This process's index in [0, "
+                     "num_processes); default $JAX_PROCESS_ID.")
+flags.DEFINE_bool("distributed", False, "Join a multi-process run set up by "
+                  "the cluster (SLURM, Open MPI, TPU pods), detected by JAX.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -32,6 +45,8 @@ def main(argv):
   logging.get_absl_handler().python_handler.addFilter(
       lambda r: r.levelno >= std_logging.WARNING or "/orbax/" not in r.pathname)
   try:
+    distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes,
+                           FLAGS.process_id, auto=FLAGS.distributed)
     trainer.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   except trainer.Preempted as e:
     logging.warning("%s", e)

@@ -24,6 +24,7 @@ import ganjax
 from ganjax import checkpointing
 from ganjax import classifier as classifier_lib
 from ganjax import configs
+from ganjax import distributed
 from ganjax import images as images_lib
 from ganjax import input_pipeline
 from ganjax import layers
@@ -32,11 +33,17 @@ from ganjax import metrics as metrics_lib
 from ganjax import models
 from ganjax import optimizers
 from ganjax import sampling
+from ganjax import seeds as seeds_lib
 from ganjax import train_step
 
 
 class TrainingDivergedError(FloatingPointError):
-  """A loss or parameter became NaN or Inf."""
+  """A loss or parameter became NaN or Inf (in seed number `member` of the
+  run's seeds)."""
+
+  def __init__(self, message, member=0):
+    super().__init__(message)
+    self.member = member
 
 
 # Errors that come from bad input (config, data, workdir, checkpoint) or a
@@ -54,11 +61,11 @@ EVAL_SCALARS = ("fid", "fid_logits", "kid", "classifier_score", "precision",
 class Preempted(Exception):
   """SIGTERM or SIGINT arrived; a checkpoint of the current step was saved."""
 
-  def __init__(self, signum, step, workdir):
+  def __init__(self, signum, step, checkpoints):
     self.signum, self.step = signum, step
     super().__init__(
         f"Stopped by {signal.Signals(signum).name} at step {step}; saved "
-        f"{workdir}/checkpoints/{step}. Run the same command to resume.")
+        f"{checkpoints}/{step}. Run the same command to resume.")
 
 
 class _StopSignals:
@@ -106,9 +113,11 @@ def initial_state(config, keys, num_examples: int):
       ema=config.ema_decay > 0)
 
 
-def compile_train_fn(config, devices, bce=None):
+def compile_train_fn(config, devices, bce=None, seeds=False):
   """The pmapped call of `config.steps_per_call` steps over `devices`; `bce`
-  overrides the config's cross-entropy (the tests count its traces with it)."""
+  overrides the config's cross-entropy (the tests count its traces with it).
+  With `seeds`, it maps a tuple of `config.num_seeds` states (one per seed)
+  instead of one state (see `train_step.over_seeds`)."""
   generator, discriminator = models.make_models(config, train_step.AXIS)
   g_tx, d_tx = optimizers.make_optimizers(config)
   return train_step.make_train_fn(
@@ -116,7 +125,9 @@ def compile_train_fn(config, devices, bce=None):
       recipe=train_step.Recipe.from_config(config, bce),
       batch_size=config.batch_size, latent_dim=config.latent_dim,
       steps_per_call=config.steps_per_call, scan_unroll=config.scan_unroll,
-      devices=devices, parallelism=config.parallelism)
+      devices=devices, parallelism=config.parallelism,
+      num_seeds=config.num_seeds if seeds else None,
+      seed_batching=config.seed_batching)
 
 
 def load_run_config(workdir: str) -> ml_collections.ConfigDict:
@@ -135,6 +146,12 @@ def restore_generator(workdir: str, step=None):
   """(generator module, its variables, the step, the run's config) from the
   latest or a given checkpoint of the run in `workdir`."""
   config = load_run_config(workdir)
+  if config.num_seeds > 1:
+    raise FileNotFoundError(
+        f"{workdir} is a run of {config.num_seeds} seeds; each seed's "
+        "checkpoints are in its own run directory: --workdir="
+        f"{seeds_lib.member_workdir(workdir, config.seed)} (or seed_<s> for "
+        f"s in {seeds_lib.seeds_of(config)}).")
   checkpointer = checkpointing.Checkpointer(
       os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
   step = checkpointer.latest_step() if step is None else step
@@ -153,7 +170,7 @@ def prepare_workdir(workdir: str, config) -> None:
   """Creates `workdir`, checks it is writable and holds no other run."""
   try:
     os.makedirs(workdir, exist_ok=True)
-    probe = os.path.join(workdir, ".write_test")
+    probe = os.path.join(workdir, f".write_test{jax.process_index()}")
     with open(probe, "w", encoding="utf-8") as f:
       f.write("ok")
     os.remove(probe)
@@ -171,7 +188,8 @@ def prepare_workdir(workdir: str, config) -> None:
           f"--workdir={workdir} holds a run of another config; these fields "
           f"differ (saved -> now): {'; '.join(diffs)}. Use a new --workdir, "
           "or the saved values to resume that run.")
-  metric_writers.write_json(saved_path, config.to_dict())
+  if distributed.is_writer():
+    metric_writers.write_json(saved_path, config.to_dict())
 
 
 def _git(*args):
@@ -193,6 +211,8 @@ def config_sha256(config) -> str:
 def write_manifest(workdir, config, data_info, conv_impl, devices):
   """run.json, the reproduce report: everything that can make two runs
   differ. `python -m ganjax.reproduce` prints it and compares two runs."""
+  if not distributed.is_writer():
+    return
   import flax, optax, orbax.checkpoint  # pylint: disable=g-import-not-at-top,multiple-imports
   status = _git("status", "--porcelain", "--untracked-files=no")
   manifest = {
@@ -205,6 +225,8 @@ def write_manifest(workdir, config, data_info, conv_impl, devices):
       "backend": jax.default_backend(),
       "devices": [d.device_kind for d in devices],
       "process_count": jax.process_count(),
+      "seed_batching": (train_step.resolve_seed_batching(config.seed_batching)
+                        if config.num_seeds > 1 else None),
       "xla_flags": os.environ.get("XLA_FLAGS", ""),
       "environment": {k: v for k, v in sorted(os.environ.items())
                       if k.startswith(("JAX_", "XLA_", "TF_CPP"))},
@@ -236,19 +258,21 @@ def _params_finite(*param_trees):
           for tree in param_trees]
 
 
-def _check_finite(step, scalars, state=None):
+def _check_finite(step, scalars, state=None, member=0, where=""):
+  """Raises TrainingDivergedError naming the step, the value and, in a
+  run of several seeds, the seed (`where`)."""
   for name, value in scalars.items():
     if not np.isfinite(value):
       raise TrainingDivergedError(
-          f"Training diverged at step {step}: {name} = {value}. "
-          + _DIVERGED_HELP)
+          f"Training diverged at step {step}{where}: {name} = {value}. "
+          + _DIVERGED_HELP, member)
   if state is not None:
     finite = jax.device_get(_params_finite(state.g_params, state.d_params))
     for name, ok in zip(("g_params", "d_params"), finite):
       if not ok:
         raise TrainingDivergedError(
-            f"Training diverged at step {step}: {name} holds NaN or Inf. "
-            + _DIVERGED_HELP)
+            f"Training diverged at step {step}{where}: {name} holds NaN or "
+            "Inf. " + _DIVERGED_HELP, member)
 
 
 def evaluate_generator(evaluator, sampler, g_vars, workdir, step, latent_dim,
@@ -258,12 +282,48 @@ def evaluate_generator(evaluator, sampler, g_vars, workdir, step, latent_dim,
   result = metrics_lib.evaluate_generator(evaluator, sampler, g_vars,
                                           latent_dim, num_samples, seed)
   result["step"] = step
-  metric_writers.write_json(metric_writers.eval_path(workdir, step), result)
+  if distributed.is_writer():
+    metric_writers.write_json(metric_writers.eval_path(workdir, step), result)
   logging.info("eval at step %d: FID %.3f  KID %.5f  precision %.3f  recall "
                "%.3f  classes %d  (%.1f s)", step, result["fid"],
                result["kid"], result["precision"], result["recall"],
                result["classes_covered"], result["seconds"])
   return result
+
+
+def _local(tree):
+  """`tree` as this process's own arrays: in a multi-process run, a jitted
+  function given arrays spread over all processes would run on all of
+  them, so what one process samples on its own is fetched first."""
+  return jax.device_get(tree) if jax.process_count() > 1 else tree
+
+
+class _Member:
+  """One seed of a run: its config, run directory, keys and outputs. A run of
+  one seed has one member, the run itself."""
+
+  def __init__(self, config, workdir, label):
+    self.config, self.workdir = config, workdir
+    self.label = label  # "" for a one-seed run, else " (seed <s>)"
+    self.keys = make_keys(config.seed)
+    self.fixed_z = jax.random.normal(
+        self.keys["sample"], (config.num_sample_images, config.latent_dim))
+    self.checkpointer = checkpointing.Checkpointer(
+        os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
+    self.writer = self.best = None  # opened at the start step
+
+  def open_outputs(self, start):
+    self.writer = (metric_writers.MetricWriter(self.workdir, start)
+                   if distributed.is_writer() else metric_writers.NullWriter())
+    self.best = _BestCheckpoint(self.workdir, start)
+
+  def close(self):
+    try:
+      self.checkpointer.close()
+    finally:
+      for output in (self.best, self.writer):
+        if output is not None:
+          output.close()
 
 
 class _Run:
@@ -272,51 +332,64 @@ class _Run:
   def __init__(self, config, workdir):
     self.config = config
     self.workdir = workdir
-    self.devices = jax.local_devices()
+    self.devices = jax.devices()  # of all processes in a multi-process run
     configs.validate(config, len(self.devices))
     prepare_workdir(workdir, config)
     self.conv_impl = layers.resolve_impl(config.conv_impl)
-    self.keys = make_keys(config.seed)
     images, labels, self.data_info = input_pipeline.load(
         config.dataset, "train", source=config.data_source,
         data_dir=config.data_dir or None,
         tfds_data_dir=config.tfds_data_dir or None)
-    self.data = train_step.replicate_data(
-        images, self.devices, labels if config.conditional else None)
-    self.num_examples = images.shape[0]
-    self.sampler, _ = models.make_models(config, axis_name=None)
-    self.init_state = lambda: initial_state(config, self.keys,
-                                            self.num_examples)
-    self.train_fn = compile_train_fn(config, self.devices)
-    self.fixed_z = jax.random.normal(
-        self.keys["sample"], (config.num_sample_images, config.latent_dim))
-    # A conditional G's grid has one column per class.
-    self.num_classes = self.sampler.num_classes
-    self.fixed_labels = sampling.balanced_labels(
-        0, config.num_sample_images, self.num_classes)
     self.evaluator = None
     if config.eval_every:  # built now, so a missing classifier fails early
       self.evaluator = metrics_lib.Evaluator(
           config.dataset, data_dir=config.data_dir or None,
           source=config.data_source,
           tfds_data_dir=config.tfds_data_dir or None)
+    self.data = train_step.replicate_data(
+        images, self.devices, labels if config.conditional else None)
+    self.num_examples = images.shape[0]
+    self.sampler, _ = models.make_models(config, axis_name=None)
+    self.train_fn = compile_train_fn(config, self.devices, seeds=True)
+    # A conditional G's grid has one column per class.
+    self.num_classes = self.sampler.num_classes
+    self.fixed_labels = sampling.balanced_labels(
+        0, config.num_sample_images, self.num_classes)
+    several = config.num_seeds > 1
+    self.members = []
+    for member_config, member_workdir in seeds_lib.members(config, workdir):
+      if several:
+        prepare_workdir(member_workdir, member_config)
+      self.members.append(_Member(
+          member_config, member_workdir,
+          f" (seed {member_config.seed})" if several else ""))
+    self.checkpoints = (os.path.join(workdir, "seed_*", "checkpoints")
+                        if several else os.path.join(workdir, "checkpoints"))
 
-  def evaluate(self, state, step):
+  def init_state(self, member):
+    return initial_state(member.config, member.keys, self.num_examples)
+
+  def evaluate(self, member, state, step):
     return evaluate_generator(
-        self.evaluator, self.sampler, train_step.sampling_variables(state),
-        self.workdir, step,
+        self.evaluator, self.sampler,
+        _local(train_step.sampling_variables(state)),
+        member.workdir, step,
         self.config.latent_dim, self.config.eval_num_samples,
         self.config.eval_seed)
 
-  def write_grid(self, state, name):
-    fakes = sampling.inference_fn(self.sampler)(
-        train_step.sampling_variables(state), self.fixed_z, self.fixed_labels)
-    images_lib.save_png(os.path.join(self.workdir, "samples", name),
-                        images_lib.grid(images_lib.to_uint8(fakes),
-                                        columns=self.num_classes or None))
+  def write_grids(self, states, name):
+    if not distributed.is_writer():
+      return
+    for member, state in zip(self.members, states):
+      fakes = sampling.inference_fn(self.sampler)(
+          _local(train_step.sampling_variables(state)), member.fixed_z,
+          self.fixed_labels)
+      images_lib.save_png(os.path.join(member.workdir, "samples", name),
+                          images_lib.grid(images_lib.to_uint8(fakes),
+                                          columns=self.num_classes or None))
 
-  def meta(self):
-    return {"config": configs.trajectory_fields(self.config),
+  def meta(self, member):
+    return {"config": configs.trajectory_fields(member.config),
             "ganjax": ganjax.__version__, "jax": jax.__version__,
             "data_sha256": self.data_info["sha256"]}
 
@@ -325,69 +398,96 @@ def train_and_evaluate(config, workdir: str):
   """Trains (or resumes) the GAN of `config` in `workdir`.
 
   Resumes from the newest checkpoint in `workdir/checkpoints` if there is one;
-  a resumed run is bit-identical to one that never stopped.
+  a resumed run is bit-identical to one that never stopped. With
+  `config.num_seeds` > 1, trains the seeds side by side, each in
+  `workdir/seed_<s>` (see ganjax/seeds.py).
 
   Returns:
-    The final TrainState (host-side copies of the arrays are not made).
+    The final TrainState (host-side copies of the arrays are not made); a
+    tuple of them, one per seed, for a run of several seeds.
   """
   run = _Run(config, workdir)
-  checkpointer = checkpointing.Checkpointer(
-      os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
-  state = _restore_latest(run, checkpointer)
-  start = int(state.step)
-  if start:
-    logging.info("Resumed from %s/checkpoints/%d", workdir, start)
-  write_manifest(workdir, config, run.data_info, run.conv_impl, run.devices)
-  writer = metric_writers.MetricWriter(workdir, start)
-  best = _BestCheckpoint(workdir, start)
-  logging.info("Training %s from step %d to %d on %d %s device(s), conv_impl=%s",
-               config.dataset, start, config.num_steps, len(run.devices),
-               jax.default_backend(), run.conv_impl)
   try:
+    states = _restore_latest(run)
+    start = int(states[0].step)
+    if start:
+      logging.info("Resumed from %s/%d", run.checkpoints, start)
+    for member in run.members:
+      member.open_outputs(start)
+      if config.num_seeds > 1:
+        write_manifest(member.workdir, member.config, run.data_info,
+                       run.conv_impl, run.devices)
+    write_manifest(workdir, config, run.data_info, run.conv_impl, run.devices)
+    logging.info("Training %s from step %d to %d on %d %s device(s), "
+                 "conv_impl=%s, %d seed(s)", config.dataset, start,
+                 config.num_steps, len(run.devices), jax.default_backend(),
+                 run.conv_impl, config.num_seeds)
     for rollback in itertools.count(1):
       try:
-        state = _loop(run, state, start, checkpointer, writer, best)
+        states = _loop(run, states, start)
         break
       except TrainingDivergedError as e:
         if rollback > config.nan_rollbacks:
           raise
-        state, start = _roll_back(run, checkpointer, rollback, e)
-        writer.rewind(start)
-        writer.write(start, {"rollback": rollback})
+        states, start = _roll_back(run, rollback, e)
   finally:
-    checkpointer.close()
-    best.close()
-    writer.close()
-  run.write_grid(state, "final.png")
-  return state
+    for member in run.members:
+      member.close()
+  run.write_grids(states, "final.png")
+  return states if config.num_seeds > 1 else states[0]
 
 
-def _restore_latest(run, checkpointer):
-  """The newest checkpoint's state (or the initial one), on the devices."""
-  state = run.init_state()
-  step = checkpointer.latest_step()
-  if step is not None:
-    state = checkpointer.restore(step, state, run.config)
-  return train_step.replicate_state(state, run.devices)
+def _restore_latest(run):
+  """Each seed's state at the newest checkpoint all seeds have (or the
+  initial one), on the devices.
+
+  A seed's checkpoints past that step (a crash between two seeds' saves) are
+  deleted: the run replays those steps and writes them again.
+  """
+  steps = [set(m.checkpointer.all_steps()) for m in run.members]
+  common = set.intersection(*steps)
+  step = max(common) if common else None
+  for member, have in zip(run.members, steps):
+    for newer in sorted(s for s in have if step is None or s > step):
+      logging.warning("Deleting %s/checkpoints/%d: the other seeds have no "
+                      "checkpoint of that step; it is made again.",
+                      member.workdir, newer)
+      member.checkpointer.delete(newer)
+  states = []
+  for member in run.members:
+    state = run.init_state(member)
+    if step is not None:
+      state = member.checkpointer.restore(step, state, member.config)
+    states.append(train_step.replicate_state(_local(state), run.devices))
+  return tuple(states)
 
 
-def _roll_back(run, checkpointer, rollback, error):
-  """Back to the newest checkpoint, with noise stream number `rollback`.
+def _roll_back(run, rollback, error):
+  """Back to the newest checkpoint; the diverged seed continues with noise
+  stream number `rollback`, the others as they were.
 
   The noise key (noise and dropout) is folded with the rollback's number; the
   data order is kept. Deterministic: a rerun that diverges at the same place
   takes the same new stream.
   """
-  checkpointer.wait()
-  state = _restore_latest(run, checkpointer)
+  for member in run.members:
+    member.checkpointer.wait()
+  states = list(_restore_latest(run))
+  diverged = error.member
   noise_key = jax.random.fold_in(
-      jax.random.wrap_key_data(state.noise_key), rollback)
-  state = state.replace(noise_key=jax.random.key_data(noise_key))
-  step = int(state.step)
+      jax.random.wrap_key_data(states[diverged].noise_key), rollback)
+  states[diverged] = train_step.replicate_state(
+      states[diverged].replace(noise_key=jax.random.key_data(noise_key)),
+      run.devices)
+  step = int(states[0].step)
+  for member in run.members:
+    member.writer.rewind(step)
+  run.members[diverged].writer.write(step, {"rollback": rollback})
   logging.warning("%s Rollback %d of at most %d (config.nan_rollbacks): "
-                  "continuing from step %d with a new noise stream.", error,
-                  rollback, run.config.nan_rollbacks, step)
-  return state, step
+                  "continuing from step %d with a new noise stream%s.", error,
+                  rollback, run.config.nan_rollbacks, step,
+                  run.members[diverged].label)
+  return tuple(states), step
 
 
 class _BestCheckpoint:
@@ -417,29 +517,42 @@ class _BestCheckpoint:
     self.checkpointer.close()
 
 
-def _loop(run, state, start, checkpointer, writer, best):
+def _loop(run, states, start):
   config = run.config
   step, pending = start, None
   t_log, step_log, t_start = time.perf_counter(), start, time.perf_counter()
 
+  def check(at_step, metrics, with_states=False):
+    """Each seed's scalars, after checking them (and its state) finite."""
+    all_scalars = []
+    for k, (member, values) in enumerate(zip(run.members,
+                                             jax.device_get(metrics))):
+      scalars = {name: float(v) for name, v in values.items()}
+      _check_finite(at_step, scalars, states[k] if with_states else None,
+                    member=k, where=member.label)
+      all_scalars.append(scalars)
+    return all_scalars
+
   def report(at_step, metrics):
     nonlocal t_log, step_log
-    scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
-    _check_finite(at_step, scalars)
+    all_scalars = check(at_step, metrics)
     now = time.perf_counter()
-    scalars["steps_per_s"] = (at_step - step_log) / max(now - t_log, 1e-9)
+    rate = (at_step - step_log) / max(now - t_log, 1e-9)
     t_log, step_log = now, at_step
-    writer.write(at_step, scalars)
-    eta = (config.num_steps - at_step) / max(scalars["steps_per_s"], 1e-9)
-    logging.info("step %d/%d  d_loss %.4f  g_loss %.4f  D(x) %.3f  "
-                 "D(G(z)) %.3f  %.2f steps/s  ETA %s", at_step,
-                 config.num_steps, scalars["d_loss"], scalars["g_loss"],
-                 scalars["d_real"], scalars["d_fake"], scalars["steps_per_s"],
-                 time.strftime("%H:%M:%S", time.gmtime(eta)))
+    eta = time.strftime("%H:%M:%S", time.gmtime(
+        (config.num_steps - at_step) / max(rate, 1e-9)))
+    for member, scalars in zip(run.members, all_scalars):
+      scalars["steps_per_s"] = rate
+      member.writer.write(at_step, scalars)
+      logging.info("step %d/%d%s  d_loss %.4f  g_loss %.4f  D(x) %.3f  "
+                   "D(G(z)) %.3f  %.2f steps/s  ETA %s", at_step,
+                   config.num_steps, member.label, scalars["d_loss"],
+                   scalars["g_loss"], scalars["d_real"], scalars["d_fake"],
+                   rate, eta)
 
   with _StopSignals() as stop:
     while step < config.num_steps:
-      state, metrics = run.train_fn(state, run.data)  # state is donated
+      states, metrics = run.train_fn(states, run.data)  # states are donated
       step += config.steps_per_call
       if pending is not None:  # read the previous call's metrics only now
         report(*pending)
@@ -450,22 +563,41 @@ def _loop(run, state, start, checkpointer, writer, best):
         if step % config.log_every == 0:
           report(step, metrics)
         else:
-          _check_finite(step, {k: float(v) for k, v in metrics.items()})
-        _check_finite(step, {}, state)
-        checkpointer.save(step, state, run.meta())
+          check(step, metrics)
+        check(step, [{}] * len(states), with_states=True)
+        for member, state in zip(run.members, states):
+          member.checkpointer.save(step, state, run.meta(member))
       elif step % config.log_every == 0:
         pending = (step, metrics)
       if step % config.sample_every == 0:
-        run.write_grid(state, f"step_{step:07d}.png")
+        run.write_grids(states, f"step_{step:07d}.png")
       if config.eval_every and (step % config.eval_every == 0 or done):
-        result = run.evaluate(state, step)
-        writer.write(step, {f"eval/{k}": result[k] for k in EVAL_SCALARS
-                            if k in result})
-        best.offer(step, state, run.meta(), result["fid"])
+        _evaluate(run, states, step)
       if stop.signum is not None and not done:
-        raise Preempted(stop.signum, step, run.workdir)
+        raise Preempted(stop.signum, step, run.checkpoints)
   if pending is not None:
     report(*pending)
   logging.info("Finished %d steps in %.1f s", step - start,
                time.perf_counter() - t_start)
-  return state
+  return states
+
+
+def _evaluate(run, states, step):
+  """Scores each seed (its eval/ JSON, metrics and best checkpoint); a run of
+  several seeds also writes the summary over seeds to its eval/."""
+  results = {}
+  for member, state in zip(run.members, states):
+    result = run.evaluate(member, state, step)
+    member.writer.write(step, {f"eval/{k}": result[k] for k in EVAL_SCALARS
+                               if k in result})
+    member.best.offer(step, state, run.meta(member), result["fid"])
+    results[member.config.seed] = result
+  if len(results) > 1:
+    summary = {**seeds_lib.summarize(results), "step": step}
+    if distributed.is_writer():
+      metric_writers.write_json(
+          metric_writers.eval_path(run.workdir, step), summary)
+    logging.info("eval at step %d over %d seeds: FID %.3f +- %.3f  recall "
+                 "%.3f +- %.3f (mean +- 95%% CI)", step, len(results),
+                 summary["mean"]["fid"], summary["ci95"]["fid"],
+                 summary["mean"]["recall"], summary["ci95"]["recall"])

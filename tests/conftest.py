@@ -9,6 +9,7 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
+import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
@@ -41,3 +42,14 @@ def smoke_config(**overrides):
   config = fashion.get_config("smoke")
   config.update(overrides)
   return config
+
+
+def leaves(state):
+  """The arrays of a state (or any tree) as numpy arrays, in tree order."""
+  return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state))]
+
+
+def assert_identical(a, b):
+  """Bit-identical trees: same structure, same bits in every array."""
+  for x, y in zip(leaves(a), leaves(b), strict=True):
+    np.testing.assert_array_equal(x, y)

@@ -65,6 +65,8 @@ FIELDS = {
     "spectral_norm": st.sampled_from([True, False, 1, None]),
     "g_width": _INTS,
     "d_width": _INTS,
+    "num_seeds": _INTS,
+    "seed_batching": st.sampled_from(["auto", "vmap", "unrolled", "pmap"]),
 }
 
 overrides_strategy = st.dictionaries(
@@ -140,6 +142,8 @@ VALID = {
     "spectral_norm": lambda v: v is True or v is False,
     "g_width": lambda v: _int(v, 1),
     "d_width": lambda v: _int(v, 1),
+    "num_seeds": lambda v: _int(v, 1),
+    "seed_batching": lambda v: v in ("auto", "vmap", "unrolled"),
 }
 _SIZES = {"fashion_mnist": 28, "cifar10": 32, "dcgan28": 28, "dcgan32": 32,
           "resnet32": 32}
@@ -164,6 +168,9 @@ def _invalid_fields(overrides):
   if not bad & {"r1_weight", "r1_every", "steps_per_call"} and (
       config["r1_weight"] and every % config["r1_every"]):
     bad.add("r1_every")  # lazy R1 groups must divide a fused call
+  if not bad & {"seed", "num_seeds"} and (
+      config["seed"] + config["num_seeds"] > 2**32):
+    bad.add("num_seeds")  # every seed of the run must be a valid seed
   return bad
 
 

@@ -15,28 +15,28 @@ import pytest
 from ganjax import checkpointing
 from ganjax import metric_writers
 from ganjax import trainer
-from tests.conftest import REPO, smoke_config, subprocess_env
+from tests.conftest import REPO, leaves, smoke_config, subprocess_env
 
 
-def _leaves(state):
-  return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state))]
-
-
-def _poison_call(monkeypatch, call):
+def _poison_call(monkeypatch, call, seed_index=0):
   """Makes the `call`-th fused call of every compiled step report d_loss NaN
-  (the state stays as computed)."""
+  for the run's seed number `seed_index` (the state stays as computed)."""
   compile_real = trainer.compile_train_fn
   count = {"calls": 0}
 
-  def compile_poisoned(config, devices, bce=None):
-    train_fn = compile_real(config, devices, bce)
+  def compile_poisoned(config, devices, bce=None, seeds=False):
+    assert seeds  # the trainer steps a tuple of states, one per seed
+    train_fn = compile_real(config, devices, bce, seeds)
 
-    def poisoned(state, data):
+    def poisoned(states, data):
       count["calls"] += 1
-      state, metrics = train_fn(state, data)
+      states, metrics = train_fn(states, data)
       if count["calls"] == call:
-        metrics = dict(metrics, d_loss=metrics["d_loss"] * jnp.nan)
-      return state, metrics
+        metrics = list(metrics)
+        metrics[seed_index] = dict(
+            metrics[seed_index],
+            d_loss=metrics[seed_index]["d_loss"] * jnp.nan)
+      return states, tuple(metrics)
     return poisoned
   monkeypatch.setattr(trainer, "compile_train_fn", compile_poisoned)
   return count
@@ -55,7 +55,7 @@ def test_nan_stops_and_the_last_good_checkpoint_resumes(tmp_path, monkeypatch):
   monkeypatch.undo()
   resumed = trainer.train_and_evaluate(smoke_config(), workdir)
   straight = trainer.train_and_evaluate(smoke_config(), str(tmp_path / "b"))
-  for a, b in zip(_leaves(resumed), _leaves(straight), strict=True):
+  for a, b in zip(leaves(resumed), leaves(straight), strict=True):
     np.testing.assert_array_equal(a, b)
 
 
@@ -69,15 +69,15 @@ def test_nan_rolls_back_and_continues_with_new_noise(tmp_path, monkeypatch):
   records = metric_writers.read_jsonl(str(tmp_path / "a" / "metrics.jsonl"))
   assert [(r["step"], r.get("rollback")) for r in records] == [
       (2, None), (4, None), (4, 1), (6, None), (8, None)]
-  assert all(np.isfinite(x).all() for x in _leaves(state))
+  assert all(np.isfinite(x).all() for x in leaves(state))
   # After step 4 the run follows another noise stream than an undisturbed
   # one: same data order, other parameters.
   monkeypatch.undo()
   straight = trainer.train_and_evaluate(smoke_config(), str(tmp_path / "b"))
   assert not np.array_equal(np.asarray(state.noise_key),
                             np.asarray(straight.noise_key))
-  assert not np.array_equal(_leaves(state.g_params)[0],
-                            _leaves(straight.g_params)[0])
+  assert not np.array_equal(leaves(state.g_params)[0],
+                            leaves(straight.g_params)[0])
   np.testing.assert_array_equal(state.data_key, straight.data_key)
 
 
@@ -159,7 +159,7 @@ def test_sigkill_at_any_moment_leaves_a_resumable_run(tmp_path):
                                        workdir)
   straight = trainer.train_and_evaluate(smoke_config(num_steps=final),
                                         str(tmp_path / "straight"))
-  for a, b in zip(_leaves(resumed), _leaves(straight), strict=True):
+  for a, b in zip(leaves(resumed), leaves(straight), strict=True):
     np.testing.assert_array_equal(a, b)
   records = metric_writers.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
   assert [r["step"] for r in records] == list(range(2, final + 1, 2))
@@ -192,5 +192,5 @@ def test_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path):
   resumed = trainer.train_and_evaluate(smoke_config(), workdir)
   assert sorted(os.listdir(checkpoints)) == ["4", "8"]
   straight = trainer.train_and_evaluate(smoke_config(), str(tmp_path / "b"))
-  for a, b in zip(_leaves(resumed), _leaves(straight), strict=True):
+  for a, b in zip(leaves(resumed), leaves(straight), strict=True):
     np.testing.assert_array_equal(a, b)

@@ -12,16 +12,7 @@ from ganjax import checkpointing
 from ganjax import input_pipeline
 from ganjax import metric_writers
 from ganjax import trainer
-from tests.conftest import smoke_config
-
-
-def _arrays(state):
-  return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state))]
-
-
-def _assert_identical(a, b):
-  for x, y in zip(_arrays(a), _arrays(b), strict=True):
-    np.testing.assert_array_equal(x, y)
+from tests.conftest import assert_identical, leaves, smoke_config
 
 
 @pytest.fixture(scope="module")
@@ -59,13 +50,13 @@ def test_writes_outputs(smoke_run):
 def test_same_seed_is_bit_identical(smoke_run, tmp_path):
   _, state = smoke_run
   again = trainer.train_and_evaluate(smoke_config(), str(tmp_path))
-  _assert_identical(state, again)
+  assert_identical(state, again)
 
 
 def test_other_seed_differs(smoke_run, tmp_path):
   _, state = smoke_run
   other = trainer.train_and_evaluate(smoke_config(seed=1), str(tmp_path))
-  assert not np.array_equal(_arrays(state)[3], _arrays(other)[3])
+  assert not np.array_equal(leaves(state)[3], leaves(other)[3])
 
 
 def test_resume_is_bit_identical(smoke_run, tmp_path):
@@ -74,7 +65,7 @@ def test_resume_is_bit_identical(smoke_run, tmp_path):
   half = trainer.train_and_evaluate(smoke_config(num_steps=4), workdir)
   assert int(half.step) == 4
   resumed = trainer.train_and_evaluate(smoke_config(), workdir)
-  _assert_identical(state, resumed)
+  assert_identical(state, resumed)
   records = metric_writers.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
   assert [r["step"] for r in records] == [2, 4, 6, 8]
 

@@ -1,0 +1,92 @@
+"""Throughput of N seeds in one program against N separate runs.
+
+  python benchmarks/seed_throughput.py [--num_seeds=2,4]
+      [--batchings=unrolled,vmap] [--batch=128] [--steps_per_call=10]
+      [--repeats=5] [--out=benchmarks/results/seed_throughput_cpu.json]
+
+The reference recipe on one device. "separate" is one seed's compiled call,
+timed alone: N separate runs one after another take N times as long. Each
+N-seed program (config.num_seeds=N, config.seed_batching) is timed the same
+way. Reports the median ms per seed-step (a call's time / (N x fused
+steps)) and the speed-up over separate runs: N x separate / N-seed call.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+
+import jax
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+from benchmarks.step_time import time_calls  # pylint: disable=g-import-not-at-top,wrong-import-position
+from experiments import fashion  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ganjax import input_pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ganjax import train_step  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ganjax import trainer  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+def ms_per_seed_step(images, *, num_seeds, batching, batch, steps_per_call,
+                     repeats):
+  """Median ms per seed-step; num_seeds=0 times the plain one-seed step."""
+  config = fashion.get_config()
+  config.update(batch_size=batch, steps_per_call=steps_per_call,
+                num_seeds=max(num_seeds, 1), seed_batching=batching)
+  devices = jax.local_devices()[:1]
+  states = tuple(train_step.replicate_state(trainer.initial_state(
+      config, trainer.make_keys(seed), images.shape[0]), devices)
+                 for seed in range(max(num_seeds, 1)))
+  train_fn = trainer.compile_train_fn(config, devices, seeds=num_seeds > 0)
+  data = train_step.replicate_data(images, devices)
+  holder = {"states": states if num_seeds else states[0]}
+
+  def call():
+    holder["states"], metrics = train_fn(holder["states"], data)
+    jax.block_until_ready(metrics)
+
+  samples = time_calls(call, steps_per_call, repeats)  # ms per fused step
+  return [s / max(num_seeds, 1) for s in samples]
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--num_seeds", default="2,4")
+  parser.add_argument("--batchings", default="unrolled,vmap")
+  parser.add_argument("--batch", type=int, default=128)
+  parser.add_argument("--steps_per_call", type=int, default=10)
+  parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument("--out", default=os.path.join(
+      os.path.dirname(os.path.abspath(__file__)), "results",
+      f"seed_throughput_{jax.default_backend()}.json"))
+  args = parser.parse_args()
+  images, _, _ = input_pipeline.load("fashion_mnist", "train")
+  common = dict(batch=args.batch, steps_per_call=args.steps_per_call,
+                repeats=args.repeats)
+  separate = ms_per_seed_step(images, num_seeds=0, batching="unrolled",
+                              **common)
+  base = statistics.median(separate)
+  print(f"{'separate runs':<22}{base:9.1f} ms/seed-step", flush=True)
+  rows = [{"num_seeds": 1, "batching": "separate", "ms_per_seed_step": base,
+           "samples_ms": separate, "speedup_vs_separate": 1.0}]
+  for batching in args.batchings.split(","):
+    for n in (int(v) for v in args.num_seeds.split(",")):
+      samples = ms_per_seed_step(images, num_seeds=n, batching=batching,
+                                 **common)
+      ms = statistics.median(samples)
+      rows.append({"num_seeds": n, "batching": batching,
+                   "ms_per_seed_step": ms, "samples_ms": samples,
+                   "speedup_vs_separate": base / ms})
+      print(f"{n} seeds, {batching:<12}{ms:9.1f} ms/seed-step"
+            f"{base / ms:7.2f}x", flush=True)
+  with open(args.out, "w", encoding="utf-8") as f:
+    json.dump({"backend": jax.default_backend(), "jax": jax.__version__,
+               "device": jax.devices()[0].device_kind,
+               "cpu_count": os.cpu_count(), "args": vars(args),
+               "rows": rows}, f, indent=1)
+  print("wrote", args.out)
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,160 @@
+"""Several seeds in one program (config.num_seeds): each seed is its single
+run, outputs per seed, the summary over seeds, a seed's own rollback."""
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+import scipy.stats
+
+from ganjax import metric_writers
+from ganjax import seeds as seeds_lib
+from ganjax import train_step
+from ganjax import trainer
+from tests.conftest import assert_identical, leaves, smoke_config
+from tests.test_faults import _poison_call
+
+
+@pytest.fixture(scope="module")
+def two_seed_run(tmp_path_factory):
+  """Seeds 3 and 4 of the smoke config in one run, scored at step 8."""
+  workdir = str(tmp_path_factory.mktemp("seeds"))
+  config = smoke_config(seed=3, num_seeds=2, eval_every=8,
+                        eval_num_samples=200)
+  return workdir, jax.device_get(trainer.train_and_evaluate(config, workdir))
+
+
+def test_each_seed_is_bit_identical_to_its_single_run(two_seed_run, tmp_path):
+  workdir, states = two_seed_run
+  assert len(states) == 2
+  for seed, state in zip((3, 4), states):
+    single = trainer.train_and_evaluate(smoke_config(seed=seed),
+                                        str(tmp_path / str(seed)))
+    assert_identical(state, single)
+
+
+def test_a_seed_directory_is_an_ordinary_run(two_seed_run):
+  """Its config is the single run's, so ganjax.train resumes it alone."""
+  workdir, states = two_seed_run
+  member = os.path.join(workdir, "seed_4")
+  with open(os.path.join(member, "config.json"), encoding="utf-8") as f:
+    saved = json.load(f)
+  assert saved == smoke_config(seed=4, eval_every=8,
+                               eval_num_samples=200).to_dict()
+  assert sorted(os.listdir(os.path.join(member, "samples"))) == [
+      "final.png", "step_0000004.png", "step_0000008.png"]
+  records = metric_writers.read_jsonl(os.path.join(member, "metrics.jsonl"))
+  assert [r["step"] for r in records if "d_loss" in r] == [2, 4, 6, 8]
+  assert [r["step"] for r in records if "eval/fid" in r] == [8]
+  # The run's directory holds its own config and report, no checkpoints.
+  assert not os.path.exists(os.path.join(workdir, "checkpoints"))
+  with open(os.path.join(workdir, "run.json"), encoding="utf-8") as f:
+    assert json.load(f)["seed_batching"] == "unrolled"  # auto, on CPU
+  with pytest.raises(FileNotFoundError, match=r"run of 2 seeds.*seed_3"):
+    trainer.restore_generator(workdir)
+  _, _, step, _ = trainer.restore_generator(member)
+  assert step == 8
+
+
+def test_a_seed_directory_resumes_as_a_single_run(two_seed_run, tmp_path):
+  workdir, _ = two_seed_run
+  import shutil  # pylint: disable=g-import-not-at-top
+  member = str(tmp_path / "seed_3")
+  shutil.copytree(os.path.join(workdir, "seed_3"), member)
+  resumed = trainer.train_and_evaluate(
+      smoke_config(seed=3, num_steps=12, eval_every=8, eval_num_samples=200),
+      member)
+  straight = trainer.train_and_evaluate(smoke_config(seed=3, num_steps=12),
+                                        str(tmp_path / "straight"))
+  assert_identical(resumed, straight)
+
+
+def test_summary_over_seeds(two_seed_run):
+  workdir, _ = two_seed_run
+  with open(metric_writers.eval_path(workdir, 8), encoding="utf-8") as f:
+    summary = json.load(f)
+  assert summary["seeds"] == [3, 4] and summary["step"] == 8
+  per_seed = []
+  for seed in (3, 4):
+    with open(metric_writers.eval_path(os.path.join(workdir, f"seed_{seed}"),
+                                       8), encoding="utf-8") as f:
+      per_seed.append(json.load(f))
+  for name in ("fid", "kid", "precision", "recall", "classes_covered"):
+    values = [r[name] for r in per_seed]
+    assert summary["per_seed"][name] == values
+    mean, half = seeds_lib.mean_ci95(values)
+    assert summary["mean"][name] == pytest.approx(np.mean(values))
+    assert summary["ci95"][name] == pytest.approx(half)
+
+
+def test_t_quantiles_and_interval_match_scipy():
+  for df in range(1, 31):
+    assert seeds_lib.t975(df) == pytest.approx(scipy.stats.t.ppf(0.975, df),
+                                               abs=1e-4)
+  values = [131.6, 120.2, 140.9, 128.4]
+  mean, half = seeds_lib.mean_ci95(values)
+  low, high = scipy.stats.t.interval(0.95, len(values) - 1, loc=mean,
+                                     scale=scipy.stats.sem(values))
+  assert mean - half == pytest.approx(low, rel=1e-5)
+  assert mean + half == pytest.approx(high, rel=1e-5)
+  assert np.isnan(seeds_lib.mean_ci95([1.0])[1])
+  with pytest.raises(ValueError, match="degrees of freedom"):
+    seeds_lib.t975(0)
+
+
+def test_vmapped_seeds_agree_with_single_runs(fashion_train):
+  """seed_batching="vmap": one batched program. Batched kernels sum in
+  another order, so a seed agrees with its single run to float rounding
+  (about 1e-7 after 4 steps), not bit for bit."""
+  config = smoke_config(num_seeds=2, seed_batching="vmap", batch_size=8,
+                        steps_per_call=2)
+  devices = jax.local_devices()[:1]
+  data = train_step.replicate_data(fashion_train[0], devices)
+  init = lambda seed: train_step.replicate_state(
+      trainer.initial_state(config, trainer.make_keys(seed), 60000), devices)
+  batched = trainer.compile_train_fn(config, devices, seeds=True)
+  single = trainer.compile_train_fn(config, devices)
+  states = (init(0), init(1))
+  for _ in range(2):
+    states, metrics = batched(states, data)
+  assert len(metrics) == 2
+  for seed in (0, 1):
+    state = init(seed)
+    for _ in range(2):
+      state, _ = single(state, data)
+    for a, b in zip(leaves(states[seed]), leaves(state), strict=True):
+      np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+  assert not np.array_equal(leaves(states[0].g_params)[0],
+                            leaves(states[1].g_params)[0])
+
+
+def test_a_diverged_seed_rolls_back_alone(tmp_path, monkeypatch):
+  """Seed 1's NaN rolls both seeds back to the checkpoint; seed 1 continues
+  with a new noise stream, seed 0 stays bit-identical to its single run."""
+  _poison_call(monkeypatch, call=3, seed_index=1)
+  states = trainer.train_and_evaluate(
+      smoke_config(num_seeds=2, nan_rollbacks=1), str(tmp_path / "a"))
+  monkeypatch.undo()
+  records = metric_writers.read_jsonl(str(tmp_path / "a" / "seed_1" /
+                                          "metrics.jsonl"))
+  assert (4, 1) in [(r["step"], r.get("rollback")) for r in records]
+  for seed, state in enumerate(states):
+    straight = trainer.train_and_evaluate(smoke_config(seed=seed),
+                                          str(tmp_path / f"single_{seed}"))
+    if seed == 0:
+      assert_identical(state, straight)
+    else:
+      assert not np.array_equal(np.asarray(state.noise_key),
+                                np.asarray(straight.noise_key))
+
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"num_seeds": 0}, r"config\.num_seeds=0 .*positive integer"),
+    ({"num_seeds": 3, "seed": 2**32 - 2}, r"config\.num_seeds=3 .*below 2\*\*32"),
+    ({"seed_batching": "pmap"}, r"config\.seed_batching='pmap' .*'unrolled'"),
+])
+def test_bad_seed_fields_name_the_field(overrides, match, tmp_path):
+  with pytest.raises(ValueError, match=match):
+    trainer.train_and_evaluate(smoke_config(**overrides), str(tmp_path))
