@@ -92,6 +92,45 @@ def _pick(items, count):
           for i in range(count)]
 
 
+def _seeds_section(workdir, config, summaries, out, max_grids):
+  """A run of several seeds: the summary table (each seed, mean, 95% CI),
+  mean FID over steps with its interval, and each seed's own report."""
+  body = []
+  seeds = [config["seed"] + k for k in range(config["num_seeds"])]
+  if summaries:
+    final = summaries[-1]
+    body.append(f"<h2>{final['num_seeds']} seeds at step {final['step']}"
+                "</h2><p>Mean and half-width of the 95% confidence interval "
+                "of the mean (Student's t).</p>")
+    head = "".join(f"<th>seed {s}</th>" for s in final["seeds"])
+    rows = "".join(
+        f"<tr><th>{html.escape(k)}</th>"
+        + "".join(f"<td>{_fmt(v)}</td>" for v in final["per_seed"][k])
+        + f"<td>{_fmt(final['mean'][k])} &plusmn; {_fmt(final['ci95'][k])}"
+        "</td></tr>" for k in TABLE_KEYS if k in final["per_seed"])
+    body.append(f"<table><tr><th></th>{head}<th>mean &plusmn; 95% CI</th>"
+                f"</tr>{rows}</table>")
+    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
+    steps = [e["step"] for e in summaries]
+    mean = [e["mean"]["fid"] for e in summaries]
+    half = [e["ci95"]["fid"] for e in summaries]
+    ax.errorbar(steps, mean, yerr=half, marker=".", capsize=3)
+    ax.set(title="FID, mean over seeds with 95% CI", xlabel="step")
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "fid_seeds.png"))
+    plt.close(fig)
+    body.append('<img src="fid_seeds.png" alt="FID over seeds">')
+  body.append("<h2>Each seed</h2><ul>")
+  for seed in seeds:
+    member = os.path.join(workdir, f"seed_{seed}")
+    if os.path.exists(os.path.join(member, "config.json")):
+      write_report(member, max_grids)
+      body.append(f'<li><a href="../seed_{seed}/report/index.html">seed '
+                  f"{seed}</a></li>")
+  body.append("</ul>")
+  return body
+
+
 def write_report(workdir: str, max_grids: int = 12) -> str:
   """Writes workdir/report/index.html; returns its path."""
   config = _read_json(os.path.join(workdir, "config.json"))
@@ -110,9 +149,12 @@ def write_report(workdir: str, max_grids: int = 12) -> str:
   body = [f"<h1>ganjax run <code>{html.escape(os.path.abspath(workdir))}"
           "</code></h1>"]
   last = max((r["step"] for r in records), default=0)
-  body.append(f"<p>{len(records)} metric records up to step {last}; "
-              f"{len(evals)} evaluations.</p>")
-  if evals:
+  if records or evals:
+    body.append(f"<p>{len(records)} metric records up to step {last}; "
+                f"{len(evals)} evaluations.</p>")
+  if config.get("num_seeds", 1) > 1:
+    body.extend(_seeds_section(workdir, config, evals, out, max_grids))
+  elif evals:
     final = evals[-1]
     best = min(evals, key=lambda e: e["fid"])
     body.append(f"<h2>Metrics at step {final['step']}</h2>")

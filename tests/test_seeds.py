@@ -10,6 +10,7 @@ import pytest
 import scipy.stats
 
 from ganjax import metric_writers
+from ganjax import report
 from ganjax import seeds as seeds_lib
 from ganjax import train_step
 from ganjax import trainer
@@ -87,6 +88,17 @@ def test_summary_over_seeds(two_seed_run):
     mean, half = seeds_lib.mean_ci95(values)
     assert summary["mean"][name] == pytest.approx(np.mean(values))
     assert summary["ci95"][name] == pytest.approx(half)
+
+
+def test_report_of_several_seeds(two_seed_run):
+  workdir, _ = two_seed_run
+  with open(report.write_report(workdir), encoding="utf-8") as f:
+    page = f.read()
+  assert "2 seeds at step 8" in page and "mean &plusmn; 95% CI" in page
+  for seed in (3, 4):
+    assert f'href="../seed_{seed}/report/index.html"' in page
+    assert os.path.exists(os.path.join(workdir, f"seed_{seed}", "report",
+                                       "index.html"))
 
 
 def test_t_quantiles_and_interval_match_scipy():
