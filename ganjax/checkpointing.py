@@ -36,6 +36,19 @@ def _with_arrays(state) -> dict:
           if jax.tree.leaves(value)}
 
 
+def _restore_target(leaf):
+  """Shape, dtype and where to put a restored array. A template without
+  placement (from `jax.eval_shape`) restores onto this process's first
+  device: without one, Orbax would reuse the saved device layout and refuse
+  a checkpoint written on another number of devices."""
+  target = ocp.utils.to_shape_dtype_struct(leaf)
+  if getattr(target, "sharding", None) is None:
+    target = jax.ShapeDtypeStruct(target.shape, target.dtype,
+                                  sharding=jax.sharding.SingleDeviceSharding(
+                                      jax.local_devices()[0]))
+  return target
+
+
 class CheckpointError(RuntimeError):
   """A checkpoint cannot be used: corrupt, or made by another config."""
 
@@ -136,8 +149,7 @@ class Checkpointer:
           f"unexpected: {extra}. Resume it with that ganjax version, or "
           "start in a new --workdir.")
     target = flax.serialization.to_state_dict(template)
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct,
-                            _with_arrays(template))
+    abstract = jax.tree.map(_restore_target, _with_arrays(template))
     try:
       restored = self._manager.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(abstract)))["state"]

@@ -75,6 +75,18 @@ def test_two_processes_train_like_one_and_resume(tmp_path):
   assert manifest["process_count"] == 2 and len(manifest["devices"]) == 4
   assert sorted(os.listdir(os.path.join(workdir, "samples"))) == [
       "final.png", "step_0000004.png", "step_0000008.png"]
+  # A reader with one device samples from the checkpoint written on four.
+  env = subprocess_env()
+  env["XLA_FLAGS"] = env["XLA_FLAGS"].replace(
+      "device_count=4", "device_count=1")
+  out = str(tmp_path / "s.npz")
+  result = subprocess.run(
+      [sys.executable, "-m", "ganjax.sample", f"--workdir={workdir}",
+       "--num=4", f"--out={out}"], cwd=REPO, env=env, capture_output=True,
+      text=True, timeout=600, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  with np.load(out) as f:
+    assert f["images"].shape == (4, 28, 28) and int(f["step"]) == 8
 
 
 def test_process_flags_without_a_coordinator_are_refused(monkeypatch):

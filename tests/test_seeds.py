@@ -3,6 +3,8 @@ run, outputs per seed, the summary over seeds, a seed's own rollback."""
 
 import json
 import os
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -14,7 +16,8 @@ from ganjax import report
 from ganjax import seeds as seeds_lib
 from ganjax import train_step
 from ganjax import trainer
-from tests.conftest import assert_identical, leaves, smoke_config
+from tests.conftest import REPO, assert_identical, leaves, smoke_config
+from tests.conftest import subprocess_env
 from tests.test_faults import _poison_call
 
 
@@ -88,6 +91,27 @@ def test_summary_over_seeds(two_seed_run):
     mean, half = seeds_lib.mean_ci95(values)
     assert summary["mean"][name] == pytest.approx(np.mean(values))
     assert summary["ci95"][name] == pytest.approx(half)
+
+
+def test_evaluate_command_scores_every_seed(two_seed_run):
+  """`ganjax.evaluate --workdir=DIR` of a run of several seeds, in a fresh
+  process with one device, reproduces the summary written in training."""
+  workdir, _ = two_seed_run
+  with open(metric_writers.eval_path(workdir, 8), encoding="utf-8") as f:
+    in_training = json.load(f)
+  env = subprocess_env()
+  env["XLA_FLAGS"] = env["XLA_FLAGS"].replace(
+      "device_count=4", "device_count=1")
+  result = subprocess.run(
+      [sys.executable, "-m", "ganjax.evaluate", f"--workdir={workdir}",
+       "--num_samples=200"], cwd=REPO, env=env, capture_output=True,
+      text=True, timeout=600, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  summary = json.loads(result.stdout)
+  assert summary["seeds"] == [3, 4] and summary["step"] == 8
+  for name in ("fid", "kid", "precision", "recall"):
+    assert summary["per_seed"][name] == pytest.approx(
+        in_training["per_seed"][name], rel=1e-6)
 
 
 def test_report_of_several_seeds(two_seed_run):
