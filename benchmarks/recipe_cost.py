@@ -22,11 +22,9 @@ import jax
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
-from benchmarks.step_time import time_calls  # pylint: disable=g-import-not-at-top,wrong-import-position
+from benchmarks.step_time import time_calls, training_call  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import configs  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import input_pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
-from ganjax import train_step  # pylint: disable=g-import-not-at-top,wrong-import-position
-from ganjax import trainer  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 RECIPES = ("fashion", "fashion_ns_adam", "fashion_hinge_sn",
            "fashion_wgan_gp", "fashion_r1_ema_diffaug", "fashion_conditional")
@@ -38,18 +36,7 @@ def recipe_ms(recipe, images, labels, batch, steps_per_call, repeats):
   if config.r1_weight:  # lazy R1 groups must divide the fused call
     config.r1_every = math.gcd(config.r1_every, steps_per_call)
   configs.validate(config, 1)
-  devices = jax.local_devices()[:1]
-  state = train_step.replicate_state(trainer.initial_state(
-      config, trainer.make_keys(0), images.shape[0]), devices)
-  train_fn = trainer.compile_train_fn(config, devices)
-  data = train_step.replicate_data(images, devices,
-                                   labels if config.conditional else None)
-  holder = {"state": state}
-
-  def call():
-    holder["state"], metrics = train_fn(holder["state"], data)
-    jax.block_until_ready(metrics)
-
+  call = training_call(config, images, jax.local_devices()[:1], labels)
   return time_calls(call, steps_per_call, repeats)
 
 

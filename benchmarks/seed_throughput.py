@@ -21,11 +21,9 @@ import jax
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
-from benchmarks.step_time import time_calls  # pylint: disable=g-import-not-at-top,wrong-import-position
+from benchmarks.step_time import time_calls, training_call  # pylint: disable=g-import-not-at-top,wrong-import-position
 from experiments import fashion  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import input_pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
-from ganjax import train_step  # pylint: disable=g-import-not-at-top,wrong-import-position
-from ganjax import trainer  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def ms_per_seed_step(images, *, num_seeds, batching, batch, steps_per_call,
@@ -34,18 +32,8 @@ def ms_per_seed_step(images, *, num_seeds, batching, batch, steps_per_call,
   config = fashion.get_config()
   config.update(batch_size=batch, steps_per_call=steps_per_call,
                 num_seeds=max(num_seeds, 1), seed_batching=batching)
-  devices = jax.local_devices()[:1]
-  states = tuple(train_step.replicate_state(trainer.initial_state(
-      config, trainer.make_keys(seed), images.shape[0]), devices)
-                 for seed in range(max(num_seeds, 1)))
-  train_fn = trainer.compile_train_fn(config, devices, seeds=num_seeds > 0)
-  data = train_step.replicate_data(images, devices)
-  holder = {"states": states if num_seeds else states[0]}
-
-  def call():
-    holder["states"], metrics = train_fn(holder["states"], data)
-    jax.block_until_ready(metrics)
-
+  call = training_call(config, images, jax.local_devices()[:1],
+                       seeds=num_seeds > 0)
   samples = time_calls(call, steps_per_call, repeats)  # ms per fused step
   return [s / max(num_seeds, 1) for s in samples]
 

@@ -75,22 +75,31 @@ def time_calls(call, steps_per_call, repeats):
   return samples
 
 
+def training_call(config, images, devices, labels=None, seeds=False):
+  """A function of no arguments that runs one compiled call of `config`'s
+  fused training steps on `devices` and waits for it; the state (seeds 0..,
+  `config.num_seeds` of them with `seeds`) carries over between calls."""
+  count = config.num_seeds if seeds else 1
+  states = tuple(train_step.replicate_state(trainer.initial_state(
+      config, trainer.make_keys(seed), images.shape[0]), devices)
+                 for seed in range(count))
+  train_fn = trainer.compile_train_fn(config, devices, seeds=seeds)
+  data = train_step.replicate_data(images, devices,
+                                   labels if config.conditional else None)
+  holder = {"state": states if seeds else states[0]}
+
+  def call():
+    holder["state"], metrics = train_fn(holder["state"], data)
+    jax.block_until_ready(metrics)
+  return call
+
+
 def ganjax_row(images, batch, steps_per_call, dtype, impl, num_devices,
                repeats, scan_unroll=0):
   config = fashion.get_config()
   config.update(batch_size=batch, steps_per_call=steps_per_call,
                 compute_dtype=dtype, conv_impl=impl, scan_unroll=scan_unroll)
-  devices = jax.local_devices()[:num_devices]
-  state = train_step.replicate_state(trainer.initial_state(
-      config, trainer.make_keys(0), images.shape[0]), devices)
-  train_fn = trainer.compile_train_fn(config, devices)
-  data_on_device = train_step.replicate_data(images, devices)
-  holder = {"state": state}
-
-  def call():
-    holder["state"], metrics = train_fn(holder["state"], data_on_device)
-    jax.block_until_ready(metrics)
-
+  call = training_call(config, images, jax.local_devices()[:num_devices])
   t = time.perf_counter()
   call()
   compile_s = time.perf_counter() - t

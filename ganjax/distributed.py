@@ -47,7 +47,8 @@ def _int_env(name):
   try:
     return int(os.environ[name])
   except ValueError:
-    raise ValueError(f"${name}={os.environ[name]!r} is not an integer.") from None
+    raise ValueError(
+        f"${name}={os.environ[name]!r} is not an integer.") from None
 
 
 def is_writer() -> bool:

@@ -9,9 +9,10 @@ Prints the metrics as one JSON object on stdout (progress goes to stderr). With
 .npz whose key `images` holds uint8 [0, 255] images, (N, H, W) or
 (N, H, W, C). A run of several seeds (config.num_seeds) is scored seed by
 seed; its summary (each seed's numbers, mean and 95% confidence interval)
-goes to DIR/eval/step_<step>.json and stdout. The protocol: the dataset's 10,000-image test split as the real
-set, `--num_samples` generated images (default 10,000) drawn with noise seed
-`--seed` in batches of 1,000, features from the shipped classifier.
+goes to DIR/eval/step_<step>.json and stdout. The protocol: the dataset's
+10,000-image test split as the real set, `--num_samples` generated images
+(default 10,000) drawn with noise seed `--seed` in batches of 1,000,
+features from the shipped classifier.
 """
 
 import json

@@ -356,13 +356,12 @@ class _Run:
     self.fixed_labels = sampling.balanced_labels(
         0, config.num_sample_images, self.num_classes)
     several = config.num_seeds > 1
-    self.members = []
-    for member_config, member_workdir in seeds_lib.members(config, workdir):
-      if several:
+    members = seeds_lib.members(config, workdir)
+    if several:  # every seed's directory is checked before any is opened
+      for member_config, member_workdir in members:
         prepare_workdir(member_workdir, member_config)
-      self.members.append(_Member(
-          member_config, member_workdir,
-          f" (seed {member_config.seed})" if several else ""))
+    self.members = [_Member(c, w, f" (seed {c.seed})" if several else "")
+                    for c, w in members]
     self.checkpoints = (os.path.join(workdir, "seed_*", "checkpoints")
                         if several else os.path.join(workdir, "checkpoints"))
 

@@ -3,6 +3,7 @@ run, outputs per seed, the summary over seeds, a seed's own rollback."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -64,7 +65,6 @@ def test_a_seed_directory_is_an_ordinary_run(two_seed_run):
 
 def test_a_seed_directory_resumes_as_a_single_run(two_seed_run, tmp_path):
   workdir, _ = two_seed_run
-  import shutil  # pylint: disable=g-import-not-at-top
   member = str(tmp_path / "seed_3")
   shutil.copytree(os.path.join(workdir, "seed_3"), member)
   resumed = trainer.train_and_evaluate(
@@ -88,7 +88,7 @@ def test_summary_over_seeds(two_seed_run):
   for name in ("fid", "kid", "precision", "recall", "classes_covered"):
     values = [r[name] for r in per_seed]
     assert summary["per_seed"][name] == values
-    mean, half = seeds_lib.mean_ci95(values)
+    _, half = seeds_lib.mean_ci95(values)
     assert summary["mean"][name] == pytest.approx(np.mean(values))
     assert summary["ci95"][name] == pytest.approx(half)
 
