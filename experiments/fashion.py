@@ -74,6 +74,12 @@ def get_config(arg=None):
   config.optimizer = "rmsprop"  # "rmsprop" or "adam"
   config.g_learning_rate = 1e-3
   config.d_learning_rate = 1e-3
+  # Learning rate over steps: "constant" (the reference), "linear" or
+  # "cosine" (warm-up over lr_warmup_steps, then decay to 0 at
+  # lr_decay_steps; see ganjax/optimizers.py).
+  config.lr_schedule = "constant"
+  config.lr_warmup_steps = 0
+  config.lr_decay_steps = 0
   config.rmsprop_decay = 0.9
   config.rmsprop_eps = 1e-7
   config.adam_b1 = 0.5

@@ -31,6 +31,7 @@ _CHOICES = {
     "loss": losses.NAMES,
     "architecture": tuple(sorted(models.ARCHITECTURES)),
     "optimizer": tuple(sorted(optimizers.OPTIMIZERS)),
+    "lr_schedule": optimizers.SCHEDULES,
     "compute_dtype": ("float32", "bfloat16"),
     "conv_impl": ("auto", *layers.IMPLS),
     "data_source": input_pipeline.SOURCES,
@@ -54,6 +55,7 @@ ADDED_DEFAULTS = {
     "conditional": False, "spectral_norm": False, "loss": "reference",
     "gp_weight": 0.0, "r1_weight": 0.0, "r1_every": 1, "augment": "",
     "ema_decay": 0.0, "ema_start": 0, "num_seeds": 1, "seed_batching": "auto",
+    "lr_schedule": "constant", "lr_warmup_steps": 0, "lr_decay_steps": 0,
 }
 
 
@@ -108,11 +110,29 @@ def validate(config, num_devices: int) -> None:
   augment.parse_policy(config.augment)
   for field, meaning in (("scan_unroll", "0 = automatic"),
                          ("ema_start", "the first step averaged"),
+                         ("lr_warmup_steps", "0 = no warm-up"),
+                         ("lr_decay_steps", "the step the rate reaches 0"),
                          ("eval_every", "0 = never"), ("eval_seed", ""),
                          ("nan_rollbacks", "0 = stop at the first NaN")):
     if not _is_int(config[field]) or config[field] < 0:
       _fail(field, config[field], "must be an integer >= 0" +
             (f" ({meaning})" if meaning else ""))
+  if config.lr_schedule == "constant":
+    if config.lr_warmup_steps or config.lr_decay_steps:
+      _fail("lr_schedule", config.lr_schedule,
+            "lr_warmup_steps and lr_decay_steps only shape the 'linear' and "
+            "'cosine' schedules; choose one, or set both to 0")
+  else:
+    if config.lr_decay_steps <= config.lr_warmup_steps:
+      _fail("lr_decay_steps", config.lr_decay_steps,
+            f"must exceed config.lr_warmup_steps={config.lr_warmup_steps}: "
+            f"the {config.lr_schedule} schedule decays to 0 between them "
+            "(usually lr_decay_steps = num_steps)")
+    if config.num_steps > config.lr_decay_steps:
+      _fail("num_steps", config.num_steps,
+            f"runs past config.lr_decay_steps={config.lr_decay_steps}, "
+            "where the learning rate has reached 0; raise lr_decay_steps "
+            "with it (in a new run: it changes the trajectory)")
   if not _is_int(config.eval_num_samples) or config.eval_num_samples < 100:
     _fail("eval_num_samples", config.eval_num_samples,
           "must be an integer >= 100 (the protocol uses 10000)")

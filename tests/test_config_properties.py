@@ -67,6 +67,9 @@ FIELDS = {
     "d_width": _INTS,
     "num_seeds": _INTS,
     "seed_batching": st.sampled_from(["auto", "vmap", "unrolled", "pmap"]),
+    "lr_schedule": st.sampled_from(["constant", "linear", "cosine", "step"]),
+    "lr_warmup_steps": _INTS,
+    "lr_decay_steps": _INTS,
 }
 
 overrides_strategy = st.dictionaries(
@@ -144,6 +147,9 @@ VALID = {
     "d_width": lambda v: _int(v, 1),
     "num_seeds": lambda v: _int(v, 1),
     "seed_batching": lambda v: v in ("auto", "vmap", "unrolled"),
+    "lr_schedule": lambda v: v in ("constant", "linear", "cosine"),
+    "lr_warmup_steps": lambda v: _int(v, 0),
+    "lr_decay_steps": lambda v: _int(v, 0),
 }
 _SIZES = {"fashion_mnist": 28, "cifar10": 32, "dcgan28": 28, "dcgan32": 32,
           "resnet32": 32}
@@ -171,6 +177,16 @@ def _invalid_fields(overrides):
   if not bad & {"seed", "num_seeds"} and (
       config["seed"] + config["num_seeds"] > 2**32):
     bad.add("num_seeds")  # every seed of the run must be a valid seed
+  schedule = ("lr_schedule", "lr_warmup_steps", "lr_decay_steps")
+  if not bad & set(schedule):
+    kind, warmup, end = (config[f] for f in schedule)
+    if kind == "constant" and (warmup or end):
+      bad.add("lr_schedule")  # warm-up and decay shape only a schedule
+    elif kind != "constant" and end <= warmup:
+      bad.add("lr_decay_steps")  # the decay needs room after the warm-up
+    elif kind != "constant" and "num_steps" not in bad and \
+        config["num_steps"] > end:
+      bad.add("num_steps")  # the rate would be 0 for the last steps
   return bad
 
 

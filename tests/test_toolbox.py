@@ -12,6 +12,7 @@ from ganjax import configs
 from ganjax import losses
 from ganjax import metrics
 from ganjax import models
+from ganjax import optimizers
 from ganjax import regularizers
 from ganjax import train_step
 from ganjax import trainer
@@ -70,7 +71,7 @@ def test_reference_loss_is_the_keras_bce_step():
 @pytest.mark.parametrize("field,value,valid", [
     ("loss", "wgan", "hinge"), ("architecture", "biggan", "resnet32"),
     ("augment", "color,flip", "translation"), ("optimizer", "sgd", "adam"),
-    ("bce", "focal", "keras")])
+    ("bce", "focal", "keras"), ("lr_schedule", "step", "cosine")])
 def test_unknown_names_list_the_valid_ones(field, value, valid):
   config = smoke_config(**{field: value})
   with pytest.raises(ValueError, match=f"config.{field}=.*{valid}"):
@@ -232,6 +233,64 @@ def _steps(config, calls, num_devices=1, images=None, labels=None):
     state, metrics = train_fn(state, data)
     out.append((jax.device_get(state), jax.device_get(metrics)))
   return out
+
+
+def test_learning_rate_schedules():
+  """Warm-up from 0, then linear or half-cosine decay to 0 at
+  lr_decay_steps, 0 after; "constant" is the configured float."""
+  peak = 2e-3
+  assert optimizers.learning_rate(smoke_config(), peak) == peak
+  linear = optimizers.learning_rate(
+      smoke_config(lr_schedule="linear", lr_decay_steps=100), peak)
+  cosine = optimizers.learning_rate(
+      smoke_config(lr_schedule="cosine", lr_decay_steps=100), peak)
+  warm = optimizers.learning_rate(smoke_config(
+      lr_schedule="linear", lr_warmup_steps=20, lr_decay_steps=100), peak)
+  for t in (0, 10, 20, 25, 50, 60, 99, 100, 150):
+    frac = min(t, 100) / 100
+    np.testing.assert_allclose(linear(t), peak * (1 - frac), rtol=1e-5,
+                               atol=1e-10)
+    np.testing.assert_allclose(
+        cosine(t), peak * 0.5 * (1 + np.cos(np.pi * frac)), rtol=1e-5,
+        atol=1e-10)
+    expected = (peak * t / 20 if t < 20
+                else peak * (1 - (min(t, 100) - 20) / 80))
+    np.testing.assert_allclose(warm(t), expected, rtol=1e-5, atol=1e-10)
+
+
+@pytest.mark.parametrize("optimizer", ["rmsprop", "adam"])
+def test_schedule_scales_each_update(optimizer):
+  """With the same gradients, update t of a scheduled optimizer is update t
+  of the constant one times schedule(t) / peak: the schedule scales the step
+  and leaves the optimizer's statistics alone."""
+  base = dict(optimizer=optimizer, g_learning_rate=1e-3)
+  scheduled = smoke_config(lr_schedule="cosine", lr_warmup_steps=2,
+                           lr_decay_steps=6, **base)
+  constant, _ = optimizers.make_optimizers(smoke_config(**base))
+  tx, _ = optimizers.make_optimizers(scheduled)
+  schedule = optimizers.learning_rate(scheduled, 1e-3)
+  params = {"w": jnp.ones(3)}
+  states = [constant.init(params), tx.init(params)]
+  for t in range(8):
+    grads = {"w": jnp.array([1.0, -2.0, 0.5]) * (t + 1)}
+    (u_c, states[0]), (u_s, states[1]) = [
+        opt.update(grads, s, params) for opt, s in zip((constant, tx), states)]
+    np.testing.assert_allclose(u_s["w"], u_c["w"] * schedule(t) / 1e-3,
+                               rtol=1e-5, atol=1e-12)
+  assert float(schedule(1)) == pytest.approx(0.5e-3)  # warming up
+  assert float(schedule(7)) == 0.0  # past lr_decay_steps
+
+
+@pytest.mark.parametrize("overrides,field", [
+    ({"lr_decay_steps": 8}, "lr_schedule"),  # constant: nothing to shape
+    ({"lr_schedule": "linear"}, "lr_decay_steps"),  # decay end missing
+    ({"lr_schedule": "cosine", "lr_warmup_steps": 8, "lr_decay_steps": 8},
+     "lr_decay_steps"),
+    ({"lr_schedule": "linear", "lr_decay_steps": 4}, "num_steps")])  # 8 > 4
+def test_schedule_errors_name_the_field(overrides, field):
+  with pytest.raises(ValueError, match=f"config.{field}="):
+    configs.validate(smoke_config(**overrides), 1)
+  configs.validate(smoke_config(lr_schedule="linear", lr_decay_steps=8), 1)
 
 
 def test_ema_in_the_step(fashion_train):
