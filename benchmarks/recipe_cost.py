@@ -27,7 +27,8 @@ from ganjax import configs  # pylint: disable=g-import-not-at-top,wrong-import-p
 from ganjax import input_pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 RECIPES = ("fashion", "fashion_ns_adam", "fashion_hinge_sn",
-           "fashion_wgan_gp", "fashion_r1_ema_diffaug", "fashion_conditional")
+           "fashion_wgan_gp", "fashion_r1_ema_diffaug", "fashion_conditional",
+           "fashion_conditional_ema")
 
 
 def recipe_ms(recipe, images, labels, batch, steps_per_call, repeats):

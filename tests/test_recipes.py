@@ -13,7 +13,8 @@ from ganjax import input_pipeline
 from ganjax import trainer
 
 RECIPES = ("fashion", "fashion_ns_adam", "fashion_hinge_sn", "fashion_wgan_gp",
-           "fashion_r1_ema_diffaug", "fashion_conditional", "cifar10_sngan")
+           "fashion_r1_ema_diffaug", "fashion_conditional",
+           "fashion_conditional_ema", "cifar10_sngan")
 
 
 def _config(recipe, variant="smoke", **overrides):
