@@ -61,11 +61,13 @@ def test_recipe_trains(recipe, tmp_path, cifar_like):
     assert jax.tree.leaves(state.d_stats)
 
 
-def test_resume_with_ema_and_spectral_norm_is_exact(tmp_path):
+def test_resume_with_ema_spectral_norm_and_schedule_is_exact(tmp_path):
   """A run stopped at step 2 and resumed equals the straight run, with the
-  EMA parameters and the power-iteration vectors in the checkpoint."""
+  EMA parameters, the power-iteration vectors and the learning-rate
+  schedule's step count in the checkpoint."""
   config = _config("fashion_r1_ema_diffaug", spectral_norm=True,
-                   ema_start=0, checkpoint_every=2, r1_every=2)
+                   ema_start=0, checkpoint_every=2, r1_every=2,
+                   lr_schedule="cosine", lr_warmup_steps=1, lr_decay_steps=4)
   straight = trainer.train_and_evaluate(config, str(tmp_path / "a"))
   config.num_steps = 2
   trainer.train_and_evaluate(config, str(tmp_path / "b"))
