@@ -108,8 +108,8 @@ def test_device_counts_stay_close_over_many_steps(fashion_train):
   parameters of 1, 2 and 4 devices differ by less than 5% (relative L2 norm;
   measured 2.4%). The rounding differences of the first steps grow fast
   (by about the learning rate between steps 4 and 10), as RMSprop can turn a
-  near-zero gradient's rounding into a full step. A run with another data order (measured 18%) is far
-  outside the bound."""
+  near-zero gradient's rounding into a full step. A run with another data
+  order (measured 18%) is far outside the bound."""
   config = smoke_config(batch_size=16, steps_per_call=2)
   one, two, four = (_flat_params(_run(config, n, fashion_train[0], calls=10)[0])
                     for n in (1, 2, 4))
