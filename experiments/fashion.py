@@ -65,6 +65,10 @@ def get_config(arg=None):
   # DiffAugment of every D input: comma-separated "color", "translation",
   # "cutout"; "" = none.
   config.augment = ""
+  # Their sizes as fractions of the image side (the paper's values): shift by
+  # up to 1/8 (28 px: 4 px), cut out a square of 1/2 (28 px: 14x14).
+  config.augment_translation = 0.125
+  config.augment_cutout = 0.5
   # EMA of G's weights, used for samples and evaluation when > 0.
   config.ema_decay = 0.0
   config.ema_start = 0  # the average equals the weights before this step

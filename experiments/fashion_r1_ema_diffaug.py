@@ -4,7 +4,8 @@ The modern regularization stack (StyleGAN2 / DiffAugment) on top of the
 reference DCGAN and its optimizer (RMSprop 1e-3, dropout 0.4, BCE): R1 on
 D's real inputs with gamma 0.1, applied every 5th step (weighted 5x;
 r1_every must divide steps_per_call); every image D sees, real or fake,
-translated by up to 3 pixels; G's weights averaged with decay 0.99 (samples
+translated by up to 1/8 of its size (4 pixels, the DiffAugment paper's
+range); G's weights averaged with decay 0.99 (samples
 and evaluation use the average).
 
 Launch:

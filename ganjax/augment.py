@@ -10,10 +10,16 @@ depend on the device count.
 - color: brightness (add U[-0.5, 0.5]), saturation (scale the distance from
   the per-pixel channel mean by U[0, 2]; nothing to do for one channel) and
   contrast (scale the distance from the image mean by U[0.5, 1.5]).
-- translation: shift by up to 1/8 of the image size in each direction, filling
-  with zeros (images live in [-1, 1], so 0 is mid-grey).
-- cutout: zero a square of half the image size at a random position.
+- translation: shift by up to `translation` (config.augment_translation,
+  the paper's 0.125 = 1/8) of the image size in each direction, rounded as the
+  paper rounds (28 px: 4 px), filling with zeros (images live in [-1, 1], so 0
+  is mid-grey).
+- cutout: zero a square of `cutout` (config.augment_cutout, the paper's 0.5)
+  of the image size (28 px: 14x14), centred at a uniformly drawn position; the
+  part that falls outside the image is lost, as in the paper.
 """
+
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -21,13 +27,43 @@ import jax.numpy as jnp
 TRANSFORMS = ("color", "translation", "cutout")
 
 
-def parse_policy(policy: str) -> tuple:
+@dataclasses.dataclass(frozen=True)
+class Policy:
+  """The transforms to apply, in order, and their sizes as fractions of the
+  image size. Empty (false) means no augmentation."""
+  names: tuple = ()
+  translation: float = 0.125
+  cutout: float = 0.5
+
+  def __bool__(self):
+    return bool(self.names)
+
+
+def parse_policy(policy: str, translation: float = 0.125,
+                 cutout: float = 0.5) -> Policy:
   names = tuple(p for p in policy.split(",") if p)
   for name in names:
     if name not in TRANSFORMS:
       raise ValueError(f"config.augment={policy!r}: {name!r} is not one of "
                        f"{list(TRANSFORMS)} (comma-separated; '' = none).")
-  return names
+  for field, value in (("augment_translation", translation),
+                       ("augment_cutout", cutout)):
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+        or not 0 < value <= 1):
+      raise ValueError(f"config.{field}={value!r} is invalid: must be a "
+                       "fraction of the image size in (0, 1].")
+  return Policy(names, float(translation), float(cutout))
+
+
+def policy_from_config(config) -> Policy:
+  return parse_policy(config.augment, config.augment_translation,
+                      config.augment_cutout)
+
+
+def pixels(fraction: float, size: int) -> int:
+  """A fraction of an image side in whole pixels, rounded half up (the
+  paper's int(size * ratio + 0.5))."""
+  return int(size * fraction + 0.5)
 
 
 class _Draws:
@@ -49,7 +85,8 @@ class _Draws:
     return self(lambda k, s: jax.random.randint(k, s, low, high))
 
 
-def _color(draws, x):
+def _color(draws, x, policy):
+  del policy  # the paper's ranges, below
   shape = (1, 1, 1)
   x = x + (draws.uniform(*shape) - 0.5)
   saturation = 2.0 * draws.uniform(*shape)
@@ -67,30 +104,35 @@ def _shift_masks(offsets_B, size):
           == rows[None, None, :]).astype(jnp.float32)
 
 
-def _translation(draws, x):
+def _translation(draws, x, policy):
   _, h, w, _ = x.shape
-  dy = draws.integers(-(h // 8), h // 8 + 1)
-  dx = draws.integers(-(w // 8), w // 8 + 1)
+  shift_h, shift_w = pixels(policy.translation, h), pixels(policy.translation, w)
+  dy = draws.integers(-shift_h, shift_h + 1)
+  dx = draws.integers(-shift_w, shift_w + 1)
   # Shifts as 0/1 matrix products: exact, differentiable, batched.
   x = jnp.einsum("bij,bjwc->biwc", _shift_masks(dy, h), x)
   return jnp.einsum("bij,bhjc->bhic", _shift_masks(dx, w), x)
 
 
-def _cutout(draws, x):
+def _cutout(draws, x, policy):
   _, h, w, _ = x.shape
-  cy = draws.integers(0, h)[:, None, None, None]
-  cx = draws.integers(0, w)[:, None, None, None]
+  size_h, size_w = pixels(policy.cutout, h), pixels(policy.cutout, w)
+  # The square's centre: 0..h-1 for an odd size, 0..h for an even one (the
+  # paper's range), so every row is cut equally often in the interior.
+  cy = draws.integers(0, h + 1 - size_h % 2)[:, None, None, None]
+  cx = draws.integers(0, w + 1 - size_w % 2)[:, None, None, None]
+  top, left = cy - size_h // 2, cx - size_w // 2
   ys = jnp.arange(h)[None, :, None, None]
   xs = jnp.arange(w)[None, None, :, None]
-  inside = ((jnp.abs(ys - cy) < (h // 2 + 1) // 2)
-            & (jnp.abs(xs - cx) < (w // 2 + 1) // 2))
+  inside = ((ys >= top) & (ys < top + size_h)
+            & (xs >= left) & (xs < left + size_w))
   return jnp.where(inside, jnp.zeros_like(x), x)
 
 
 _FNS = {"color": _color, "translation": _translation, "cutout": _cutout}
 
 
-def augment(images_BxHxWxC, key, policy: tuple, *, rows=None):
+def augment(images_BxHxWxC, key, policy: Policy, *, rows=None):
   """Applies `policy` to a batch, each image with its own parameters.
 
   `rows=(start, global_size)` when the batch is a device's slice of a global
@@ -102,6 +144,6 @@ def augment(images_BxHxWxC, key, policy: tuple, *, rows=None):
   start, size = rows if rows is not None else (0, n)
   draws = _Draws(key, start, size, n)
   x = images_BxHxWxC
-  for name in policy:
-    x = _FNS[name](draws, x)
+  for name in policy.names:
+    x = _FNS[name](draws, x, policy)
   return x

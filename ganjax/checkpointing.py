@@ -27,6 +27,18 @@ def state_layout(state) -> list:
                 f"{leaf.dtype}" for path, leaf in flat)
 
 
+def saved_shape(meta: dict, field: str) -> tuple:
+  """The shape of the state's array `field` in a checkpoint, from its meta."""
+  prefix = f"[{field!r}] "
+  for line in meta.get("state_layout", ()):
+    if line.startswith(prefix):
+      return tuple(int(d) for d in
+                   line[len(prefix):].rsplit(" ", 1)[0].strip("(,)").split(",")
+                   if d.strip())
+  raise CheckpointError(f"The checkpoint's meta records no array {field!r}; "
+                        "it was not written by this version of ganjax.")
+
+
 def _with_arrays(state) -> dict:
   """The state as a dict without its array-less fields (no EMA: None; no
   spectral norm: {}), which are not written: checkpoints from before such
@@ -122,15 +134,29 @@ class Checkpointer:
           "that directory aside to resume from the previous checkpoint, or "
           "start in a new --workdir.") from e
 
-  def restore(self, step: int, template, config):
+  def restore(self, step: int, template, config, data_sha256=None):
     """Restores checkpoint `step` into the structure of `template`.
+
+    Args:
+      step, template, config: which checkpoint, the state structure to
+        restore into and the config that resumes it.
+      data_sha256: the content hash of the training data that the restored
+        state will continue on (None: not checked, e.g. for sampling).
 
     Raises:
       CheckpointError: the checkpoint was made by a config whose trajectory
-        fields differ from `config`'s, or it is damaged.
+        fields differ from `config`'s, or on other training data, or it is
+        damaged.
     """
     path = os.path.join(self.directory, str(step))
     meta = self.read_meta(step)
+    saved_data = meta.get("data_sha256")
+    if data_sha256 is not None and saved_data not in (None, data_sha256):
+      raise CheckpointError(
+          f"Checkpoint {path} was trained on other data: its training set "
+          f"hashes to {saved_data}, the data loaded now to {data_sha256}. "
+          "Point config.data_dir / config.data_source back at the data it "
+          "was trained on to resume, or start in a new --workdir.")
     diffs = configs.differences(
         configs.trajectory_fields(meta.get("config", {})),
         configs.trajectory_fields(config))

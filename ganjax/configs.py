@@ -56,6 +56,10 @@ ADDED_DEFAULTS = {
     "gp_weight": 0.0, "r1_weight": 0.0, "r1_every": 1, "augment": "",
     "ema_decay": 0.0, "ema_start": 0, "num_seeds": 1, "seed_batching": "auto",
     "lr_schedule": "constant", "lr_warmup_steps": 0, "lr_decay_steps": 0,
+    # Before these fields, DiffAugment shifted by up to size // 8 pixels and
+    # cut out 13x13 at 28 px: an older run with config.augment set resumes
+    # with the paper's sizes, not its own.
+    "augment_translation": 0.125, "augment_cutout": 0.5,
 }
 
 
@@ -107,7 +111,7 @@ def validate(config, num_devices: int) -> None:
   if not isinstance(config.augment, str):
     _fail("augment", config.augment, "must be a string such as "
           "'color,translation,cutout'")
-  augment.parse_policy(config.augment)
+  augment.policy_from_config(config)
   for field, meaning in (("scan_unroll", "0 = automatic"),
                          ("ema_start", "the first step averaged"),
                          ("lr_warmup_steps", "0 = no warm-up"),
@@ -152,10 +156,6 @@ def validate(config, num_devices: int) -> None:
     _fail("eval_every", config.eval_every,
           f"no evaluation classifier exists for {config.dataset}; set 0 "
           "(evaluate samples with your own tools)")
-  train_size = spec.sizes["train"]
-  if config.batch_size > train_size:
-    _fail("batch_size", config.batch_size,
-          f"must not exceed the training set ({train_size} examples)")
   if config.r1_weight and config.steps_per_call % config.r1_every:
     _fail("r1_every", config.r1_every,
           f"must divide config.steps_per_call={config.steps_per_call}: each "
@@ -168,6 +168,15 @@ def validate(config, num_devices: int) -> None:
             f"must be a multiple of config.steps_per_call="
             f"{config.steps_per_call}, since steps run in fused calls of "
             "that many")
+
+
+def validate_data(config, num_examples: int, origin: str) -> None:
+  """Checks the config against the training data actually loaded (an .npz
+  may hold any number of examples)."""
+  if config.batch_size > num_examples:
+    _fail("batch_size", config.batch_size,
+          f"must not exceed the training set ({num_examples} examples in "
+          f"{origin}): each step draws a batch without repeats")
 
 
 def trajectory_fields(config) -> dict:

@@ -4,9 +4,59 @@ import functools
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ganjax import images as images_lib
+from ganjax import train_step
+
+# Noise vectors that measure an EMA generator's BatchNorm statistics, and the
+# seed they are drawn with (fixed: sampling is a function of the checkpoint).
+STANDING_STATS_SAMPLES = 4096
+STANDING_STATS_SEED = 0
+
+
+def sampling_variables(sampler, state, latent_dim: int) -> dict:
+  """G's variables for sampling and evaluation (grids, `ganjax.sample`,
+  `ganjax.evaluate`, the best checkpoint).
+
+  Without EMA: G's parameters and BatchNorm moving statistics. With EMA: the
+  averaged parameters and BatchNorm statistics measured for them
+  (`standing_statistics`); the moving statistics in the state were gathered
+  by the live G, whose weights differ from the average.
+  """
+  if state.g_ema_params is None:
+    return train_step.g_variables(state.g_params, state.g_batch_stats)
+  if not state.g_batch_stats:
+    return train_step.g_variables(state.g_ema_params, {})
+  return train_step.g_variables(state.g_ema_params, standing_statistics(
+      sampler, state.g_ema_params, state.g_batch_stats, latent_dim=latent_dim))
+
+
+@functools.partial(jax.jit, static_argnames=("sampler", "latent_dim",
+                                             "num_samples", "seed"))
+def standing_statistics(sampler, params, batch_stats, *, latent_dim: int,
+                        num_samples: int = STANDING_STATS_SAMPLES,
+                        seed: int = STANDING_STATS_SEED):
+  """The BatchNorm statistics of G with `params` ("standing statistics", as
+  BigGAN samples with): each BatchNorm layer's mean and variance over one
+  batch of `num_samples` noise vectors (and balanced labels, for a
+  conditional G), with G in training mode, so that G in inference mode with
+  these statistics computes on that batch what G in training mode computes.
+
+  Flax's BatchNorm folds a batch's statistics s into its moving average as
+  m * old + (1 - m) * s. That is affine in `old`, so two training-mode passes
+  from old = 0 and old = 1 give s = new_0 / (1 - (new_1 - new_0)) for any
+  momentum m, without reading it from the modules.
+  """
+  z = jax.random.normal(jax.random.key(seed), (num_samples, latent_dim))
+  labels = (jnp.arange(num_samples) % sampler.num_classes
+            if sampler.num_classes else None)
+  def moving_average_from(value):
+    old = jax.tree.map(lambda x: jnp.full_like(x, value), batch_stats)
+    return train_step.apply_g_train(sampler, params, old, z, labels)[1]
+  new_0, new_1 = moving_average_from(0.0), moving_average_from(1.0)
+  return jax.tree.map(lambda a, b: a / (1.0 - (b - a)), new_0, new_1)
 
 
 @functools.lru_cache(maxsize=None)

@@ -9,6 +9,7 @@ Over several processes (run on each; see ganjax/distributed.py):
 """
 
 import logging as std_logging
+import signal
 import sys
 
 from absl import app
@@ -50,7 +51,9 @@ def main(argv):
     trainer.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   except trainer.Preempted as e:
     logging.warning("%s", e)
-    sys.exit(128 + e.signum)  # the shell's convention for a signal
+    # The shell's convention for a signal; a process stopped with the others
+    # of a multi-process run exits as if it had been sent SIGTERM.
+    sys.exit(128 + (e.signum or signal.SIGTERM))
   except trainer.USER_ERRORS as e:  # a bad input: say what, not where
     raise SystemExit(f"ganjax.train: error: {e}") from e
 

@@ -1,14 +1,13 @@
 """The training state and the compiled GAN step (both phases in one function).
 
 One step, as in the reference recipe:
-  phase 1: D learns on B fakes (label 0) and B reals (label 1); gradients are
-           taken w.r.t. D's parameters only and the fakes are wrapped in
-           `stop_gradient`, so nothing reaches G.
-  phase 2: with fresh noise, G learns to make D say 1; gradients are taken
-           w.r.t. G's parameters only and D's (just updated) parameters enter
-           through `stop_gradient`.
-There is no "trainable" switch: which parameters move is decided by what
-`jax.grad` differentiates.
+  phase 1: D learns on B fakes (label 0) and B reals (label 1);
+  phase 2: with fresh noise, G learns to make D (as updated in phase 1) say 1.
+There is no "trainable" switch and no `stop_gradient`: each phase's loss is
+differentiated (`jax.value_and_grad`) with respect to one network's parameters
+only. The other network's parameters enter that loss as constants, so they get
+no gradient and their optimizer is not applied (tests/test_train_step.py
+checks both directions).
 
 Under `pmap` every device holds the whole training set (uint8), computes the
 same global batch indices from the seeded per-epoch permutation and takes its
@@ -48,7 +47,7 @@ class TrainState:
   """
   step: jax.Array  # int32 (), steps completed
   g_params: Any
-  g_batch_stats: Any
+  g_batch_stats: Any  # G's BatchNorm moving statistics; {} if it has none
   d_params: Any
   g_opt_state: Any
   d_opt_state: Any
@@ -70,7 +69,7 @@ class Recipe:
   gp_weight: float = 0.0
   r1_weight: float = 0.0
   r1_every: int = 1
-  augment: tuple = ()  # DiffAugment policy, see ganjax/augment.py
+  augment: augment_lib.Policy = augment_lib.Policy()  # DiffAugment
   ema_decay: float = 0.0  # 0 = no EMA of G
   ema_start: int = 0
   num_classes: int = 0  # > 0: conditional G and projection D
@@ -82,7 +81,7 @@ class Recipe:
         loss=losses.get_loss(config.loss, bce or config.bce),
         phase1_bn=config.phase1_bn, gp_weight=float(config.gp_weight),
         r1_weight=float(config.r1_weight), r1_every=config.r1_every,
-        augment=augment_lib.parse_policy(config.augment),
+        augment=augment_lib.policy_from_config(config),
         ema_decay=float(config.ema_decay), ema_start=config.ema_start,
         num_classes=models.num_classes(config))
 
@@ -101,7 +100,7 @@ def init_state(*, generator, discriminator, g_tx, d_tx, latent_dim: int,
   return TrainState(
       step=jnp.zeros((), jnp.int32),
       g_params=g_vars["params"],
-      g_batch_stats=g_vars["batch_stats"],
+      g_batch_stats=g_vars.get("batch_stats", {}),
       d_params=d_vars["params"],
       g_opt_state=g_tx.init(g_vars["params"]),
       d_opt_state=d_tx.init(d_vars["params"]),
@@ -115,11 +114,20 @@ def init_state(*, generator, discriminator, g_tx, d_tx, latent_dim: int,
                     else None))
 
 
-def sampling_variables(state) -> dict:
-  """G's variables for sampling and evaluation: the EMA parameters when the
-  run keeps them, with G's BatchNorm moving statistics."""
-  params = state.g_params if state.g_ema_params is None else state.g_ema_params
-  return {"params": params, "batch_stats": state.g_batch_stats}
+def g_variables(params, batch_stats) -> dict:
+  """G's variables for `apply`; no "batch_stats" for a G without BatchNorm."""
+  return {"params": params, **({"batch_stats": batch_stats}
+                               if batch_stats else {})}
+
+
+def apply_g_train(generator, params, batch_stats, z, labels):
+  """G in training mode: (images, its new BatchNorm statistics)."""
+  if not batch_stats:
+    return generator.apply({"params": params}, z, labels, train=True), {}
+  images, new_vars = generator.apply(g_variables(params, batch_stats), z,
+                                     labels, train=True,
+                                     mutable=["batch_stats"])
+  return images, new_vars["batch_stats"]
 
 
 def epoch_permutation(data_key, epoch, num_examples: int):
@@ -231,16 +239,16 @@ def train_step(state: TrainState, data, *, generator, discriminator,
     real_y = fake_yd = fake_yg = d_y = None
   augment = lambda images, key: augment_lib.augment(
       images, key, recipe.augment, rows=rows)
-  g_vars = {"params": state.g_params, "batch_stats": state.g_batch_stats}
   metrics = {}
 
   # Phase 1: the discriminator.
-  if recipe.phase1_bn == "inference":
-    fakes = generator.apply(g_vars, z_d, fake_yd, train=False)
+  if recipe.phase1_bn == "inference" and state.g_batch_stats:
+    fakes = generator.apply(
+        g_variables(state.g_params, state.g_batch_stats), z_d, fake_yd,
+        train=False)
   else:  # batch statistics; the moving averages are updated in phase 2 only.
-    fakes, _ = generator.apply(g_vars, z_d, fake_yd, train=True,
-                               mutable=["batch_stats"])
-  fakes = jax.lax.stop_gradient(fakes)
+    fakes, _ = apply_g_train(generator, state.g_params, state.g_batch_stats,
+                             z_d, fake_yd)
   if recipe.augment:
     fakes_d, reals_d = augment(fakes, k_augd_fake), augment(reals, k_augd_real)
   else:
@@ -264,8 +272,6 @@ def train_step(state: TrainState, data, *, generator, discriminator,
     if recipe.r1_weight and with_r1:  # lazy R1 is weighted r1_every x
       penalties["r1"] = regularizers.r1_penalty(d_fn, reals_d)
       loss = loss + (recipe.r1_weight * recipe.r1_every) * penalties["r1"]
-    elif recipe.r1_weight:
-      penalties["r1"] = jnp.zeros((), jnp.float32)
     return loss, (logits, d_stats, penalties)
 
   (d_loss, (d_logits, d_stats, penalties)), d_grads = jax.value_and_grad(
@@ -274,25 +280,23 @@ def train_step(state: TrainState, data, *, generator, discriminator,
   d_params, d_opt_state = _update(d_tx, d_grads, state.d_opt_state,
                                   state.d_params)
 
-  # Phase 2: the generator, against the updated and frozen discriminator.
-  frozen_d_params = jax.lax.stop_gradient(d_params)
+  # Phase 2: the generator, against the updated discriminator (constants in
+  # g_loss_fn, which is differentiated w.r.t. G's parameters only).
   real_logits_g = None
   if recipe.loss.g_needs_reals:
     real_logits_g = _apply_d(
-        discriminator, frozen_d_params, d_stats,
+        discriminator, d_params, d_stats,
         augment(reals, k_augg_real) if recipe.augment else reals, real_y,
         key=jax.random.fold_in(k_dropg, 1))[0]
 
   def g_loss_fn(g_params):
-    fakes, new_vars = generator.apply(
-        {"params": g_params, "batch_stats": state.g_batch_stats}, z_g,
-        fake_yg, train=True, mutable=["batch_stats"])
+    fakes, new_batch_stats = apply_g_train(
+        generator, g_params, state.g_batch_stats, z_g, fake_yg)
     if recipe.augment:
       fakes = augment(fakes, k_augg_fake)
-    logits, _ = _apply_d(discriminator, frozen_d_params, d_stats, fakes,
-                         fake_yg, key=k_dropg)
-    return (recipe.loss.g(logits, real_logits_g),
-            new_vars["batch_stats"])
+    logits, _ = _apply_d(discriminator, d_params, d_stats, fakes, fake_yg,
+                         key=k_dropg)
+    return recipe.loss.g(logits, real_logits_g), new_batch_stats
 
   (g_loss, g_batch_stats), g_grads = jax.value_and_grad(
       g_loss_fn, has_aux=True)(state.g_params)
@@ -339,7 +343,11 @@ def train_steps(state, data, *, step_fn, steps_per_call: int,
     for k in range(r1_every):
       state, m = step_fn(state, data, with_r1=k == 0)
       metrics.append(m)
-    return state, jax.tree.map(lambda *v: jnp.mean(jnp.stack(v)), *metrics)
+    # Each metric is averaged over the steps that compute it: "r1" is the
+    # penalty of the group's one R1 step, not diluted by the others.
+    return state, {name: jnp.mean(jnp.stack([m[name] for m in metrics
+                                              if name in m]))
+                   for name in metrics[0]}
 
   if steps_per_call % r1_every:
     raise ValueError(f"config.r1_every={r1_every} must divide "

@@ -16,6 +16,7 @@ import time
 
 from absl import logging
 import jax
+from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -59,33 +60,58 @@ EVAL_SCALARS = ("fid", "fid_logits", "kid", "classifier_score", "precision",
 
 
 class Preempted(Exception):
-  """SIGTERM or SIGINT arrived; a checkpoint of the current step was saved."""
+  """SIGTERM or SIGINT arrived (in a multi-process run: at any of the
+  processes); a checkpoint of the current step was saved."""
 
   def __init__(self, signum, step, checkpoints):
     self.signum, self.step = signum, step
-    super().__init__(
-        f"Stopped by {signal.Signals(signum).name} at step {step}; saved "
-        f"{checkpoints}/{step}. Run the same command to resume.")
+    cause = (f"Stopped by {signal.Signals(signum).name}" if signum else
+             "Stopped with the other processes (one was sent SIGTERM or "
+             "SIGINT)")
+    super().__init__(f"{cause} at step {step}; saved {checkpoints}/{step}. "
+                     "Run the same command to resume.")
 
 
 class _StopSignals:
-  """Turns SIGTERM/SIGINT into a flag that the loop checks after each call.
+  """Turns SIGTERM/SIGINT into a stop at the next call boundary;
+  `should_stop()` is asked once per compiled call.
 
-  A second SIGINT interrupts at once. Installed only in the main thread; the
-  previous handlers come back on exit.
+  One process: a flag set by the handler. A second SIGINT interrupts at once.
+
+  Several processes must stop at the same call, or one enters the collective
+  checkpoint while another starts the next step and both wait forever. They
+  agree through JAX's preemption service (`reached_preemption_sync_point`):
+  its own handler catches SIGTERM at any process and all processes return
+  True at the same call. Python's handler is therefore left off SIGTERM, and
+  SIGINT is passed on to it as SIGTERM.
+
+  Handlers are installed only in the main thread; the previous ones come back
+  on exit.
   """
 
   def __init__(self):
     self.signum, self._previous = None, {}
+    self._multi = jax.process_count() > 1
+    self._calls = 0
 
   def _handle(self, signum, frame):
     if signum == signal.SIGINT and self.signum == signal.SIGINT:
       raise KeyboardInterrupt
     self.signum = signum
+    if self._multi:
+      os.kill(os.getpid(), signal.SIGTERM)  # to JAX's preemption notifier
+
+  def should_stop(self) -> bool:
+    if not self._multi:
+      return self.signum is not None
+    self._calls += 1  # the same count at every process
+    return multihost_utils.reached_preemption_sync_point(self._calls)
 
   def __enter__(self):
     if threading.current_thread() is threading.main_thread():
-      for signum in (signal.SIGTERM, signal.SIGINT):
+      signums = ((signal.SIGINT,) if self._multi
+                 else (signal.SIGTERM, signal.SIGINT))
+      for signum in signums:
         self._previous[signum] = signal.signal(signum, self._handle)
     return self
 
@@ -142,9 +168,9 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
         configs.with_added_defaults(json.load(f)))
 
 
-def restore_generator(workdir: str, step=None):
-  """(generator module, its variables, the step, the run's config) from the
-  latest or a given checkpoint of the run in `workdir`."""
+def restore_state(workdir: str, step=None):
+  """(TrainState, its step, the run's config) from the latest or a given
+  checkpoint of the run in `workdir`, on this process's first device."""
   config = load_run_config(workdir)
   if config.num_seeds > 1:
     raise FileNotFoundError(
@@ -154,16 +180,30 @@ def restore_generator(workdir: str, step=None):
         f"s in {seeds_lib.seeds_of(config)}).")
   checkpointer = checkpointing.Checkpointer(
       os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
-  step = checkpointer.latest_step() if step is None else step
-  if step is None:
-    raise FileNotFoundError(f"No checkpoint in {workdir}/checkpoints.")
-  template = jax.eval_shape(lambda: initial_state(
-      config, make_keys(0),
-      input_pipeline.get_spec(config.dataset).sizes["train"]))
-  state = checkpointer.restore(step, template, config)
-  checkpointer.close()
+  try:
+    step = checkpointer.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f"No checkpoint in {workdir}/checkpoints.")
+    # The data order's length is the training set's, which for an .npz
+    # dataset is whatever it held: read it from the checkpoint.
+    num_examples = checkpointing.saved_shape(checkpointer.read_meta(step),
+                                             "perm")[0]
+    template = jax.eval_shape(lambda: initial_state(config, make_keys(0),
+                                                    num_examples))
+    state = checkpointer.restore(step, template, config)
+  finally:
+    checkpointer.close()
+  return state, step, config
+
+
+def restore_generator(workdir: str, step=None):
+  """(generator module, its sampling variables, the step, the run's config)
+  from the latest or a given checkpoint of the run in `workdir`."""
+  state, step, config = restore_state(workdir, step)
   sampler, _ = models.make_models(config, axis_name=None)
-  return sampler, train_step.sampling_variables(state), step, config
+  return (sampler, sampling.sampling_variables(sampler, state,
+                                               config.latent_dim),
+          step, config)
 
 
 def prepare_workdir(workdir: str, config) -> None:
@@ -340,6 +380,7 @@ class _Run:
         config.dataset, "train", source=config.data_source,
         data_dir=config.data_dir or None,
         tfds_data_dir=config.tfds_data_dir or None)
+    configs.validate_data(config, images.shape[0], self.data_info["origin"])
     self.evaluator = None
     if config.eval_every:  # built now, so a missing classifier fails early
       self.evaluator = metrics_lib.Evaluator(
@@ -368,10 +409,15 @@ class _Run:
   def init_state(self, member):
     return initial_state(member.config, member.keys, self.num_examples)
 
+  def sampling_variables(self, state):
+    g_fields = ("g_params", "g_batch_stats", "g_ema_params")
+    local = _local({name: getattr(state, name) for name in g_fields})
+    return sampling.sampling_variables(self.sampler, state.replace(**local),
+                                       self.config.latent_dim)
+
   def evaluate(self, member, state, step):
     return evaluate_generator(
-        self.evaluator, self.sampler,
-        _local(train_step.sampling_variables(state)),
+        self.evaluator, self.sampler, self.sampling_variables(state),
         member.workdir, step,
         self.config.latent_dim, self.config.eval_num_samples,
         self.config.eval_seed)
@@ -381,7 +427,7 @@ class _Run:
       return
     for member, state in zip(self.members, states):
       fakes = sampling.inference_fn(self.sampler)(
-          _local(train_step.sampling_variables(state)), member.fixed_z,
+          self.sampling_variables(state), member.fixed_z,
           self.fixed_labels)
       images_lib.save_png(os.path.join(member.workdir, "samples", name),
                           images_lib.grid(images_lib.to_uint8(fakes),
@@ -456,7 +502,8 @@ def _restore_latest(run):
   for member in run.members:
     state = run.init_state(member)
     if step is not None:
-      state = member.checkpointer.restore(step, state, member.config)
+      state = member.checkpointer.restore(
+          step, state, member.config, data_sha256=run.data_info["sha256"])
     states.append(train_step.replicate_state(_local(state), run.devices))
   return tuple(states)
 
@@ -557,8 +604,9 @@ def _loop(run, states, start):
         report(*pending)
         pending = None
       done = step == config.num_steps
-      checkpoint = step % config.checkpoint_every == 0 or done
-      if checkpoint or stop.signum is not None:
+      stopping = stop.should_stop() and not done
+      checkpoint = step % config.checkpoint_every == 0 or done or stopping
+      if checkpoint:
         if step % config.log_every == 0:
           report(step, metrics)
         else:
@@ -572,7 +620,7 @@ def _loop(run, states, start):
         run.write_grids(states, f"step_{step:07d}.png")
       if config.eval_every and (step % config.eval_every == 0 or done):
         _evaluate(run, states, step)
-      if stop.signum is not None and not done:
+      if stopping:
         raise Preempted(stop.signum, step, run.checkpoints)
   if pending is not None:
     report(*pending)

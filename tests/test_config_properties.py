@@ -1,5 +1,6 @@
-"""Property-based: every config override is either accepted, and then trains,
-or rejected with a ValueError that names the field."""
+"""Property-based: every config override is either accepted, and then
+initializes, steps and trains, or rejected with a ValueError that names the
+field at fault."""
 
 import math
 import os
@@ -7,11 +8,16 @@ import os
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
+import jax
 import ml_collections
 import numpy as np
 import pytest
 
 from ganjax import configs
+from ganjax import input_pipeline
+from ganjax import losses
+from ganjax import models
+from ganjax import optimizers
 from ganjax import trainer
 from tests.conftest import smoke_config
 
@@ -48,11 +54,12 @@ FIELDS = {
     "phase1_bn": st.sampled_from(["batch", "inference", "train"]),
     "compute_dtype": st.sampled_from(["float32", "bfloat16", "float16"]),
     "conv_impl": st.sampled_from(["auto", "xla", "matmul", "hybrid", "fft"]),
-    "dataset": st.sampled_from(["fashion_mnist", "cifar10", 3]),
+    "dataset": st.sampled_from([*sorted(input_pipeline.SPECS), "imagenet",
+                                3]),
     "parallelism": st.sampled_from(["pmap", "shard_map", "gspmd"]),
     "loss": st.sampled_from(["reference", "hinge", "relativistic", "wgan",
                              None]),
-    "architecture": st.sampled_from(["dcgan28", "dcgan32", "resnet32",
+    "architecture": st.sampled_from([*sorted(models.ARCHITECTURES),
                                      "biggan"]),
     "augment": st.sampled_from(["", "translation", "color,cutout", "flip",
                                 "color,,", 3]),
@@ -95,109 +102,95 @@ def _classify(overrides):
   return None
 
 
-def _int(v, low):
-  return type(v) is int and v >= low  # pylint: disable=unidiomatic-typecheck
-
-
-def _number(v):
-  return type(v) in (int, float) and math.isfinite(v)  # pylint: disable=unidiomatic-typecheck
-
-
-# The documented meaning of each field (experiments/fashion.py), written
-# independently of configs.validate: what a correct validator accepts.
-VALID = {
-    "batch_size": lambda v: _int(v, 1) and v % NUM_DEVICES == 0,
-    "latent_dim": lambda v: _int(v, 1),
-    "steps_per_call": lambda v: _int(v, 1),
-    "log_every": lambda v: _int(v, 1),
-    "checkpoint_every": lambda v: _int(v, 1),
-    "keep_checkpoints": lambda v: _int(v, 1),
-    "num_sample_images": lambda v: _int(v, 1),
-    "seed": lambda v: _int(v, 0) and v < 2**32,
-    "g_learning_rate": lambda v: _number(v) and v > 0,
-    "d_learning_rate": lambda v: _number(v) and v > 0,
-    "rmsprop_eps": lambda v: _number(v) and v > 0,
-    "rmsprop_decay": lambda v: _number(v) and 0 <= v < 1,
-    "adam_b1": lambda v: _number(v) and 0 <= v < 1,
-    "d_dropout": lambda v: _number(v) and 0 <= v < 1,
-    "scan_unroll": lambda v: _int(v, 0),
-    "eval_every": lambda v: _int(v, 0),
-    "eval_num_samples": lambda v: _int(v, 100),
-    "nan_rollbacks": lambda v: _int(v, 0),
-    "optimizer": lambda v: v in ("rmsprop", "adam"),
-    "bce": lambda v: v in ("logits", "keras"),
-    "phase1_bn": lambda v: v in ("batch", "inference"),
-    "compute_dtype": lambda v: v in ("float32", "bfloat16"),
-    "conv_impl": lambda v: v in ("auto", "xla", "matmul", "hybrid"),
-    "dataset": lambda v: v in ("fashion_mnist", "cifar10"),
-    "parallelism": lambda v: v in ("pmap", "shard_map"),
-    "loss": lambda v: v in ("reference", "minimax", "non_saturating", "hinge",
-                            "wasserstein", "least_squares", "relativistic"),
-    "architecture": lambda v: v in ("dcgan28", "dcgan32", "resnet32"),
-    "augment": lambda v: isinstance(v, str) and all(
-        p in ("color", "translation", "cutout") for p in v.split(",") if p),
-    "gp_weight": lambda v: _number(v) and v >= 0,
-    "r1_weight": lambda v: _number(v) and v >= 0,
-    "r1_every": lambda v: _int(v, 1),
-    "ema_decay": lambda v: _number(v) and 0 <= v < 1,
-    "ema_start": lambda v: _int(v, 0),
-    "conditional": lambda v: v is True or v is False,
-    "spectral_norm": lambda v: v is True or v is False,
-    "g_width": lambda v: _int(v, 1),
-    "d_width": lambda v: _int(v, 1),
-    "num_seeds": lambda v: _int(v, 1),
-    "seed_batching": lambda v: v in ("auto", "vmap", "unrolled"),
-    "lr_schedule": lambda v: v in ("constant", "linear", "cosine"),
-    "lr_warmup_steps": lambda v: _int(v, 0),
-    "lr_decay_steps": lambda v: _int(v, 0),
+# Fields whose validity depends on others (the documented interactions):
+# a rejection may name such a field when only its partner was overridden.
+TIED = {
+    "architecture": {"dataset"},  # must make the dataset's image size
+    "eval_every": {"dataset", "steps_per_call"},  # needs a classifier
+    "r1_every": {"r1_weight", "steps_per_call"},
+    "num_seeds": {"seed"},
+    "lr_schedule": {"lr_warmup_steps", "lr_decay_steps"},
+    "lr_decay_steps": {"lr_schedule", "lr_warmup_steps"},
+    "num_steps": {"steps_per_call", "lr_schedule", "lr_decay_steps",
+                  "lr_warmup_steps"},
+    "log_every": {"steps_per_call"},
+    "sample_every": {"steps_per_call"},
+    "checkpoint_every": {"steps_per_call"},
 }
-_SIZES = {"fashion_mnist": 28, "cifar10": 32, "dcgan28": 28, "dcgan32": 32,
-          "resnet32": 32}
-_MULTIPLES = ("num_steps", "log_every", "sample_every", "checkpoint_every",
-              "eval_every")  # of steps_per_call
-
-
-def _invalid_fields(overrides):
-  config = _make(overrides).to_dict()
-  bad = {f for f, v in overrides.items() if not VALID[f](v)}
-  every = config["steps_per_call"]
-  if "steps_per_call" not in bad:
-    bad |= {f for f in _MULTIPLES
-            if f not in bad and config[f] % every}
-  # Fields valid alone but not together.
-  if not bad & {"dataset", "architecture"} and (
-      _SIZES[config["dataset"]] != _SIZES[config["architecture"]]):
-    bad.add("architecture")  # it does not make the dataset's image size
-  if config["dataset"] == "cifar10" and not bad & {"dataset", "eval_every"} \
-      and config["eval_every"]:
-    bad.add("eval_every")  # no evaluation classifier for CIFAR-10
-  if not bad & {"r1_weight", "r1_every", "steps_per_call"} and (
-      config["r1_weight"] and every % config["r1_every"]):
-    bad.add("r1_every")  # lazy R1 groups must divide a fused call
-  if not bad & {"seed", "num_seeds"} and (
-      config["seed"] + config["num_seeds"] > 2**32):
-    bad.add("num_seeds")  # every seed of the run must be a valid seed
-  schedule = ("lr_schedule", "lr_warmup_steps", "lr_decay_steps")
-  if not bad & set(schedule):
-    kind, warmup, end = (config[f] for f in schedule)
-    if kind == "constant" and (warmup or end):
-      bad.add("lr_schedule")  # warm-up and decay shape only a schedule
-    elif kind != "constant" and end <= warmup:
-      bad.add("lr_decay_steps")  # the decay needs room after the warm-up
-    elif kind != "constant" and "num_steps" not in bad and \
-        config["num_steps"] > end:
-      bad.add("num_steps")  # the rate would be 0 for the last steps
-  return bad
 
 
 @settings(max_examples=400, deadline=None, derandomize=True)
 @given(overrides_strategy)
-def test_every_override_is_accepted_or_names_its_field(overrides):
-  """Accepted exactly when every value is valid; rejected with the name of
-  an invalid field."""
-  field, invalid = _classify(overrides), _invalid_fields(overrides)
-  assert (field is None) == (not invalid), (field, invalid, overrides)
-  assert field is None or field in invalid, (field, invalid, overrides)
+def test_a_rejection_names_a_field_at_fault(overrides):
+  """The smoke config is valid, so a rejection is caused by the overrides:
+  the error names an overridden field, or a field tied to one by a
+  documented interaction; and the named field is at fault: with it back at
+  its default (where it was overridden), that error goes away..."""
+  field = _classify(overrides)
+  if field is None:
+    return
+  assert field in overrides or TIED.get(field, set()) & set(overrides), (
+      field, overrides)
+  default = smoke_config()[field]
+  if field in overrides and not _same(overrides[field], default):
+    rest = {k: v for k, v in overrides.items() if k != field}
+    # ... unless a partner it is tied to is overridden too.
+    assert (_classify(rest) != field
+            or TIED.get(field, set()) & set(rest)), (field, overrides)
+
+
+def _same(a, b):
+  return type(a) is type(b) and a == b  # pylint: disable=unidiomatic-typecheck
+
+
+def _abstract_step(config):
+  """Traces initialization and one fused call of `config` without running
+  them (jax.eval_shape): what an accepted config must get through."""
+  spec = input_pipeline.get_spec(config.dataset)
+  num_examples = 64
+  state = jax.eval_shape(lambda: trainer.initial_state(
+      config, trainer.make_keys(config.seed), num_examples))
+  shape = (NUM_DEVICES, num_examples,
+           *input_pipeline._stored_shape(spec))  # pylint: disable=protected-access
+  data = {"images": jax.ShapeDtypeStruct(shape, np.uint8)}
+  if config.conditional:
+    data["labels"] = jax.ShapeDtypeStruct(shape[:2], np.uint8)
+  train_fn = trainer.compile_train_fn(
+      config, jax.local_devices()[:NUM_DEVICES], seeds=True)
+  states, metrics = jax.eval_shape(train_fn, (state,) * config.num_seeds,
+                                   data)
+  assert len(states) == config.num_seeds
+  assert all(m["d_loss"].shape == () for m in metrics)
+
+
+# Values meant to be valid, combined freely (names from the registries):
+# whatever validate accepts of them must initialize and step.
+_PLAUSIBLE = st.fixed_dictionaries({}, optional={
+    "dataset": st.sampled_from(sorted(input_pipeline.SPECS)),
+    "architecture": st.sampled_from(sorted(models.ARCHITECTURES)),
+    "loss": st.sampled_from(losses.NAMES),
+    "optimizer": st.sampled_from(sorted(optimizers.OPTIMIZERS)),
+    "augment": st.sampled_from(["", "translation", "color,cutout",
+                                "color,translation,cutout"]),
+    "gp_weight": st.sampled_from([0.0, 10.0]),
+    "r1_weight": st.sampled_from([0.0, 0.1]),
+    "ema_decay": st.sampled_from([0.0, 0.99]),
+    "conditional": st.booleans(),
+    "spectral_norm": st.booleans(),
+    "phase1_bn": st.sampled_from(["batch", "inference"]),
+    "num_seeds": st.sampled_from([1, 2]),
+    "latent_dim": st.sampled_from([1, 8]),
+    "g_width": st.sampled_from([2, 8]),
+    "d_width": st.sampled_from([2, 8]),
+    "eval_every": st.just(0),
+})
+
+
+@settings(max_examples=15, deadline=None, derandomize=True)
+@given(_PLAUSIBLE)
+def test_accepted_configs_initialize_and_step(overrides):
+  if _classify(overrides) is None:
+    _abstract_step(_trainable(overrides))
 
 
 def _trainable(overrides):

@@ -19,8 +19,10 @@ from tests.conftest import REPO, leaves, smoke_config, subprocess_env
 
 
 def _poison_call(monkeypatch, call, seed_index=0):
-  """Makes the `call`-th fused call of every compiled step report d_loss NaN
-  for the run's seed number `seed_index` (the state stays as computed)."""
+  """Makes the `call`-th fused call (an int, or a set of them, counted over
+  the whole run, rollbacks included) report d_loss NaN for the run's seed
+  number `seed_index` (the state stays as computed)."""
+  calls = {call} if isinstance(call, int) else set(call)
   compile_real = trainer.compile_train_fn
   count = {"calls": 0}
 
@@ -31,7 +33,7 @@ def _poison_call(monkeypatch, call, seed_index=0):
     def poisoned(states, data):
       count["calls"] += 1
       states, metrics = train_fn(states, data)
-      if count["calls"] == call:
+      if count["calls"] in calls:
         metrics = list(metrics)
         metrics[seed_index] = dict(
             metrics[seed_index],
@@ -81,12 +83,26 @@ def test_nan_rolls_back_and_continues_with_new_noise(tmp_path, monkeypatch):
   np.testing.assert_array_equal(state.data_key, straight.data_key)
 
 
-def test_more_nans_than_rollbacks_stop(tmp_path, monkeypatch):
-  _poison_call(monkeypatch, call=3)
-  config = smoke_config(nan_rollbacks=1, g_learning_rate=1e30,
-                        d_learning_rate=1e30)
-  with pytest.raises(trainer.TrainingDivergedError, match="diverged"):
-    trainer.train_and_evaluate(config, str(tmp_path))
+@pytest.mark.parametrize("nan_rollbacks", [1, 2])
+def test_rollbacks_are_counted_and_limited(tmp_path, monkeypatch,
+                                           nan_rollbacks):
+  """Two NaNs: at call 3 (steps 5-6) and at call 5, the first redo of those
+  steps after rolling back to step 4. One rollback allowed: the second NaN
+  stops the run, naming step 6. Two allowed: the run ends at step 8, and the
+  metrics record rollbacks 1 and 2 at step 4."""
+  count = _poison_call(monkeypatch, call={3, 5})
+  workdir = tmp_path / "run"
+  config = smoke_config(nan_rollbacks=nan_rollbacks)
+  if nan_rollbacks == 1:
+    with pytest.raises(trainer.TrainingDivergedError,
+                       match="diverged at step 6: d_loss = nan"):
+      trainer.train_and_evaluate(config, str(workdir))
+  else:
+    state = trainer.train_and_evaluate(config, str(workdir))
+    assert int(state.step) == 8 and count["calls"] == 8
+  records = metric_writers.read_jsonl(str(workdir / "metrics.jsonl"))
+  assert [(r["step"], r["rollback"]) for r in records if "rollback" in r] == [
+      (4, k) for k in range(1, nan_rollbacks + 1)]
 
 
 def _start_training(workdir, log_path):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from ganjax import input_pipeline
+from ganjax import sampling
 from ganjax import trainer
 
 RECIPES = ("fashion", "fashion_ns_adam", "fashion_hinge_sn", "fashion_wgan_gp",
@@ -106,3 +107,24 @@ def test_no_classifier_no_in_training_eval():
   with pytest.raises(ValueError, match="config.eval_every=2 .*cifar10"):
     from ganjax import configs  # pylint: disable=g-import-not-at-top
     configs.validate(config, 1)
+
+
+def test_npz_run_of_any_size_restores_for_sampling(cifar_like, tmp_path):
+  """An .npz training set of 96 images (not CIFAR-10's 50,000): the run
+  trains and its checkpoint (a 96-long data order) restores for sampling
+  and evaluation."""
+  config = _config("cifar10_sngan", data_source="npz", data_dir=cifar_like)
+  trainer.train_and_evaluate(config, str(tmp_path))
+  sampler, g_vars, step, _ = trainer.restore_generator(str(tmp_path))
+  assert step == 4
+  samples = sampling.generate(sampler, g_vars, 4, seed=0,
+                              latent_dim=config.latent_dim)
+  assert samples.shape == (4, 32, 32, 3)
+
+
+def test_batch_larger_than_the_training_set_is_refused(cifar_like, tmp_path):
+  config = _config("cifar10_sngan", data_source="npz", data_dir=cifar_like,
+                   batch_size=128)
+  with pytest.raises(ValueError,
+                     match=r"config.batch_size=128 .*\(96 examples in npz:"):
+    trainer.train_and_evaluate(config, str(tmp_path))

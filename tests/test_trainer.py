@@ -178,3 +178,31 @@ def test_reproduce_report_names_what_differs(smoke_run, tmp_path):
   assert "  config seed: 0 -> 3" in lines
   # num_steps is not a trajectory field: it does not change the hash.
   assert not any("num_steps" in line for line in lines)
+
+
+def _npz_dir(path, images, labels):
+  os.makedirs(path, exist_ok=True)
+  np.savez(os.path.join(path, "train.npz"), images=images, labels=labels)
+  return str(path)
+
+
+def test_resume_on_other_data_is_refused(tmp_path, fashion_train):
+  """The checkpoint records its training data's hash: a resume on other
+  data stops, naming both hashes; the same data from another directory
+  resumes (data_dir may change, the contents may not)."""
+  images, labels = fashion_train[0][:64], fashion_train[1][:64]
+  first = _npz_dir(tmp_path / "a", images, labels)
+  other = _npz_dir(tmp_path / "b", 255 - images, labels)
+  moved = _npz_dir(tmp_path / "c", images, labels)
+  workdir = str(tmp_path / "run")
+  config = smoke_config(data_source="npz", data_dir=first, num_steps=4)
+  trainer.train_and_evaluate(config, workdir)
+  hashes = [input_pipeline.load("fashion_mnist", "train", source="npz",
+                                data_dir=d)[2]["sha256"]
+            for d in (first, other)]
+  config.num_steps, config.data_dir = 8, other
+  with pytest.raises(checkpointing.CheckpointError,
+                     match=f"{hashes[0]}.*{hashes[1]}"):
+    trainer.train_and_evaluate(config, workdir)
+  config.data_dir = moved
+  assert int(trainer.train_and_evaluate(config, workdir).step) == 8
