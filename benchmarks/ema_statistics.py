@@ -5,9 +5,11 @@ its own weights (`sampling.standing_statistics`, what it does now).
 
   python benchmarks/ema_statistics.py --workdir=runs/RUN [--step=3000]
       [--out=FILE.json]
+  python benchmarks/ema_statistics.py --table=FILE.json   # markdown rows
 
 A run of several seeds is scored seed by seed. Prints one JSON object; writes
-it to --out only when given. The protocol is `ganjax.evaluate`'s (10,000
+it to --out only when given. --table prints the docs' rows from such a file:
+each seed, and the mean with its 95% confidence interval over seeds. The protocol is `ganjax.evaluate`'s (10,000
 samples, noise seed 0, the test split).
 """
 
@@ -51,13 +53,48 @@ def score_both(workdir, step=None, num_samples=10_000) -> dict:
   return out
 
 
+TABLE = ("fid", "kid", "precision", "recall", "coverage")
+
+
+def table(path) -> str:
+  """Markdown rows: live vs standing statistics, per seed and over seeds."""
+  with open(path, encoding="utf-8") as f:
+    runs = json.load(f)["runs"]
+  head = " | ".join(f"{k} live → standing" for k in TABLE)
+  rows = [f"| run | {head} |", "| --- |" + " ---: |" * len(TABLE)]
+  def cell(values_live, values_standing):
+    (m0, c0), (m1, c1) = (seeds_lib.mean_ci95(v)
+                          for v in (values_live, values_standing))
+    if len(values_live) == 1:
+      return f"{m0:.{digits}f} → {m1:.{digits}f}"
+    return f"{m0:.{digits}f} ± {c0:.{digits}f} → {m1:.{digits}f} ± {c1:.{digits}f}"
+  groups = [(os.path.basename(r["workdir"].rstrip("/")), [r]) for r in runs]
+  if len(runs) > 1:
+    groups.append((f"mean ± 95% CI over {len(runs)} seeds", runs))
+  for name, members in groups:
+    cells = []
+    for key in TABLE:
+      digits = 1 if key == "fid" else (2 if key == "kid" else 3)
+      cells.append(cell([m["live_statistics"][key] for m in members],
+                        [m["standing_statistics"][key] for m in members]))
+    rows.append(f"| {name} (step {members[0]['step']}) | "
+                + " | ".join(cells) + " |")
+  return "\n".join(rows)
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--workdir", required=True)
+  parser.add_argument("--table", default=None)
+  parser.add_argument("--workdir")
   parser.add_argument("--step", type=int, default=None)
   parser.add_argument("--num_samples", type=int, default=10_000)
   parser.add_argument("--out", default=None)
   args = parser.parse_args()
+  if args.table:
+    print(table(args.table))
+    return
+  if not args.workdir:
+    parser.error("give --workdir (or --table)")
   config = trainer.load_run_config(args.workdir)
   workdirs = ([seeds_lib.member_workdir(args.workdir, s)
                for s in seeds_lib.seeds_of(config)]

@@ -5,6 +5,7 @@ field at fault."""
 import math
 import os
 
+from hypothesis import example
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -121,6 +122,14 @@ TIED = {
 
 @settings(max_examples=400, deadline=None, derandomize=True)
 @given(overrides_strategy)
+# Each documented interaction at least once (random draws rarely meet some).
+@example({"seed": 2**32 - 1, "num_seeds": 2})
+@example({"dataset": "cifar10"})
+@example({"r1_weight": 1.0, "r1_every": 3})
+@example({"lr_schedule": "linear"})
+@example({"lr_decay_steps": 4})
+@example({"lr_schedule": "cosine", "lr_decay_steps": 4})
+@example({"steps_per_call": 3})
 def test_a_rejection_names_a_field_at_fault(overrides):
   """The smoke config is valid, so a rejection is caused by the overrides:
   the error names an overridden field, or a field tied to one by a
