@@ -27,8 +27,11 @@ def state_layout(state) -> list:
                 f"{leaf.dtype}" for path, leaf in flat)
 
 
-def saved_shape(meta: dict, field: str) -> tuple:
-  """The shape of the state's array `field` in a checkpoint, from its meta."""
+def saved_shape(meta: dict, field: str, default=None) -> tuple:
+  """The shape of the state's array `field` in a checkpoint, from its meta;
+  `default` for a checkpoint older than the layout record."""
+  if "state_layout" not in meta and default is not None:
+    return default
   prefix = f"[{field!r}] "
   for line in meta.get("state_layout", ()):
     if line.startswith(prefix):

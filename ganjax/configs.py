@@ -57,9 +57,9 @@ ADDED_DEFAULTS = {
     "ema_decay": 0.0, "ema_start": 0, "num_seeds": 1, "seed_batching": "auto",
     "lr_schedule": "constant", "lr_warmup_steps": 0, "lr_decay_steps": 0,
     # Before these fields, DiffAugment shifted by up to size // 8 pixels and
-    # cut out 13x13 at 28 px: an older run with config.augment set resumes
-    # with the paper's sizes, not its own.
-    "augment_translation": 0.125, "augment_cutout": 0.5,
+    # cut out (size // 2 + 1) // 2 * 2 - 1 (13 at 28 px, 15 at 32): these
+    # fractions give exactly those sizes and draws at 28 and 32 px.
+    "augment_translation": 0.11, "augment_cutout": 0.46,
 }
 
 

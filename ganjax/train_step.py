@@ -6,7 +6,7 @@ One step, as in the reference recipe:
 There is no "trainable" switch and no `stop_gradient`: each phase's loss is
 differentiated (`jax.value_and_grad`) with respect to one network's parameters
 only. The other network's parameters enter that loss as constants, so they get
-no gradient and their optimizer is not applied (tests/test_train_step.py
+no gradient and their optimizer is not applied (tests/test_step_semantics.py
 checks both directions).
 
 Under `pmap` every device holds the whole training set (uint8), computes the
@@ -242,7 +242,7 @@ def train_step(state: TrainState, data, *, generator, discriminator,
   metrics = {}
 
   # Phase 1: the discriminator.
-  if recipe.phase1_bn == "inference" and state.g_batch_stats:
+  if recipe.phase1_bn == "inference":
     fakes = generator.apply(
         g_variables(state.g_params, state.g_batch_stats), z_d, fake_yd,
         train=False)

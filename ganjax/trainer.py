@@ -66,8 +66,8 @@ class Preempted(Exception):
   def __init__(self, signum, step, checkpoints):
     self.signum, self.step = signum, step
     cause = (f"Stopped by {signal.Signals(signum).name}" if signum else
-             "Stopped with the other processes (one was sent SIGTERM or "
-             "SIGINT)")
+             "Stopped with the run's other processes (a SIGTERM or SIGINT "
+             "reached one of them)")
     super().__init__(f"{cause} at step {step}; saved {checkpoints}/{step}. "
                      "Run the same command to resume.")
 
@@ -186,8 +186,9 @@ def restore_state(workdir: str, step=None):
       raise FileNotFoundError(f"No checkpoint in {workdir}/checkpoints.")
     # The data order's length is the training set's, which for an .npz
     # dataset is whatever it held: read it from the checkpoint.
-    num_examples = checkpointing.saved_shape(checkpointer.read_meta(step),
-                                             "perm")[0]
+    num_examples = checkpointing.saved_shape(
+        checkpointer.read_meta(step), "perm",
+        default=(input_pipeline.get_spec(config.dataset).sizes["train"],))[0]
     template = jax.eval_shape(lambda: initial_state(config, make_keys(0),
                                                     num_examples))
     state = checkpointer.restore(step, template, config)
@@ -374,13 +375,13 @@ class _Run:
     self.workdir = workdir
     self.devices = jax.devices()  # of all processes in a multi-process run
     configs.validate(config, len(self.devices))
-    prepare_workdir(workdir, config)
-    self.conv_impl = layers.resolve_impl(config.conv_impl)
     images, labels, self.data_info = input_pipeline.load(
         config.dataset, "train", source=config.data_source,
         data_dir=config.data_dir or None,
         tfds_data_dir=config.tfds_data_dir or None)
     configs.validate_data(config, images.shape[0], self.data_info["origin"])
+    prepare_workdir(workdir, config)  # after every check of the input
+    self.conv_impl = layers.resolve_impl(config.conv_impl)
     self.evaluator = None
     if config.eval_every:  # built now, so a missing classifier fails early
       self.evaluator = metrics_lib.Evaluator(
@@ -467,14 +468,17 @@ def train_and_evaluate(config, workdir: str):
                  "conv_impl=%s, %d seed(s)", config.dataset, start,
                  config.num_steps, len(run.devices), jax.default_backend(),
                  run.conv_impl, config.num_seeds)
-    for rollback in itertools.count(1):
-      try:
-        states = _loop(run, states, start)
-        break
-      except TrainingDivergedError as e:
-        if rollback > config.nan_rollbacks:
-          raise
-        states, start = _roll_back(run, rollback, e)
+    # One stop handler for the whole run: its count of calls (the
+    # multi-process stop protocol's clock) must not restart at a rollback.
+    with _StopSignals() as stop:
+      for rollback in itertools.count(1):
+        try:
+          states = _loop(run, states, start, stop)
+          break
+        except TrainingDivergedError as e:
+          if rollback > config.nan_rollbacks:
+            raise
+          states, start = _roll_back(run, rollback, e)
   finally:
     for member in run.members:
       member.close()
@@ -563,7 +567,7 @@ class _BestCheckpoint:
     self.checkpointer.close()
 
 
-def _loop(run, states, start):
+def _loop(run, states, start, stop):
   config = run.config
   step, pending = start, None
   t_log, step_log, t_start = time.perf_counter(), start, time.perf_counter()
@@ -596,32 +600,31 @@ def _loop(run, states, start):
                    scalars["g_loss"], scalars["d_real"], scalars["d_fake"],
                    rate, eta)
 
-  with _StopSignals() as stop:
-    while step < config.num_steps:
-      states, metrics = run.train_fn(states, run.data)  # states are donated
-      step += config.steps_per_call
-      if pending is not None:  # read the previous call's metrics only now
-        report(*pending)
-        pending = None
-      done = step == config.num_steps
-      stopping = stop.should_stop() and not done
-      checkpoint = step % config.checkpoint_every == 0 or done or stopping
-      if checkpoint:
-        if step % config.log_every == 0:
-          report(step, metrics)
-        else:
-          check(step, metrics)
-        check(step, [{}] * len(states), with_states=True)
-        for member, state in zip(run.members, states):
-          member.checkpointer.save(step, state, run.meta(member))
-      elif step % config.log_every == 0:
-        pending = (step, metrics)
-      if step % config.sample_every == 0:
-        run.write_grids(states, f"step_{step:07d}.png")
-      if config.eval_every and (step % config.eval_every == 0 or done):
-        _evaluate(run, states, step)
-      if stopping:
-        raise Preempted(stop.signum, step, run.checkpoints)
+  while step < config.num_steps:
+    states, metrics = run.train_fn(states, run.data)  # states are donated
+    step += config.steps_per_call
+    if pending is not None:  # read the previous call's metrics only now
+      report(*pending)
+      pending = None
+    done = step == config.num_steps
+    stopping = stop.should_stop() and not done
+    checkpoint = step % config.checkpoint_every == 0 or done or stopping
+    if checkpoint:
+      if step % config.log_every == 0:
+        report(step, metrics)
+      else:
+        check(step, metrics)
+      check(step, [{}] * len(states), with_states=True)
+      for member, state in zip(run.members, states):
+        member.checkpointer.save(step, state, run.meta(member))
+    elif step % config.log_every == 0:
+      pending = (step, metrics)
+    if step % config.sample_every == 0:
+      run.write_grids(states, f"step_{step:07d}.png")
+    if config.eval_every and (step % config.eval_every == 0 or done):
+      _evaluate(run, states, step)
+    if stopping:
+      raise Preempted(stop.signum, step, run.checkpoints)
   if pending is not None:
     report(*pending)
   logging.info("Finished %d steps in %.1f s", step - start,

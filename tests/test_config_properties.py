@@ -62,6 +62,8 @@ FIELDS = {
                              None]),
     "architecture": st.sampled_from([*sorted(models.ARCHITECTURES),
                                      "biggan"]),
+    "augment_translation": _FLOATS,
+    "augment_cutout": _FLOATS,
     "augment": st.sampled_from(["", "translation", "color,cutout", "flip",
                                 "color,,", 3]),
     "gp_weight": _FLOATS,

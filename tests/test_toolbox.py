@@ -204,7 +204,10 @@ def test_cutout_zeroes_a_square_of_the_papers_size(size, fraction, side):
   # A rectangle: exactly its rows x its columns are zero.
   np.testing.assert_array_equal(cut.sum((1, 2)), heights * widths)
   assert heights.max() == side and widths.max() == side
-  assert heights.min() == side - side // 2  # at worst half outside
+  # At worst half outside, at the top and the bottom alike: the centre
+  # ranges over 0..size (even side) or 0..size-1 (odd), as in the paper.
+  for edge in (cut[:, 0].any(1), cut[:, -1].any(1)):
+    assert heights[edge].min() == side - side // 2
   interior = (cut[:, 0].sum(1) == 0) & (cut[:, -1].sum(1) == 0)
   assert (heights[interior] == side).all() and interior.any()
   assert cut.any((0, 2)).all() and cut.any((0, 1)).all()
@@ -441,3 +444,13 @@ def test_32x32_architectures(architecture):
 # CIFAR-10 networks (ResNet G 4.3M, D 1.05M).
 PARAMETERS = {"dcgan32": (3_813_379, 2_935_873),
               "resnet32": (4_276_739, 1_053_825)}
+
+
+def test_runs_from_before_the_size_fields_keep_their_augmentation():
+  """A saved config without augment_translation / augment_cutout gets the
+  fractions that give the sizes it was trained with: shifts of size // 8
+  and cutouts of 13 (28 px) and 15 (32 px) pixels."""
+  old = configs.with_added_defaults({})
+  for size, shift, cutout in ((28, 3, 13), (32, 4, 15)):
+    assert augment.pixels(old["augment_translation"], size) == shift
+    assert augment.pixels(old["augment_cutout"], size) == cutout
