@@ -32,7 +32,7 @@ HEADLINE = ("fid", "kid", "precision", "recall", "density", "coverage",
             "conditional_accuracy")
 
 
-def score_both(workdir, step=None, num_samples=10_000) -> dict:
+def score_both(workdir, step=None, num_samples=10_000, reuse=False) -> dict:
   state, step, config = trainer.restore_state(workdir, step)
   if state.g_ema_params is None:
     raise SystemExit(f"{workdir} keeps no EMA generator (config.ema_decay=0)")
@@ -46,6 +46,16 @@ def score_both(workdir, step=None, num_samples=10_000) -> dict:
       "standing_statistics": sampling.sampling_variables(
           sampler, state, config.latent_dim)}
   out = {"workdir": workdir, "step": int(step)}
+  saved = metric_writers.eval_path(workdir, step)
+  if reuse and num_samples == 10_000 and os.path.exists(saved):
+    # The run's own evaluation at that step: the same protocol (10,000
+    # samples, noise seed 0) with the statistics sampling uses now.
+    with open(saved, encoding="utf-8") as f:
+      result = json.load(f)
+    out["standing_statistics"] = {k: result[k] for k in HEADLINE
+                                  if k in result}
+    out["standing_statistics_from"] = saved
+    del variables["standing_statistics"]
   for name, g_vars in variables.items():
     result = metrics_lib.evaluate_generator(evaluator, sampler, g_vars,
                                             config.latent_dim, num_samples, 0)
@@ -88,6 +98,9 @@ def main():
   parser.add_argument("--workdir")
   parser.add_argument("--step", type=int, default=None)
   parser.add_argument("--num_samples", type=int, default=10_000)
+  parser.add_argument("--reuse_run_eval", action="store_true",
+                      help="take the standing-statistics scores from the "
+                      "run's own eval/ JSON of that step (same protocol)")
   parser.add_argument("--out", default=None)
   args = parser.parse_args()
   if args.table:
@@ -99,8 +112,8 @@ def main():
   workdirs = ([seeds_lib.member_workdir(args.workdir, s)
                for s in seeds_lib.seeds_of(config)]
               if config.num_seeds > 1 else [args.workdir])
-  result = {"runs": [score_both(w, args.step, args.num_samples)
-                     for w in workdirs]}
+  result = {"runs": [score_both(w, args.step, args.num_samples,
+                                args.reuse_run_eval) for w in workdirs]}
   if args.out:
     metric_writers.write_json(args.out, result)
   print(json.dumps(result, indent=1, sort_keys=True))
