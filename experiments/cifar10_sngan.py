@@ -18,7 +18,9 @@ Variants: :conditional (class-conditional BatchNorm in G, projection D),
 :smoke (narrow networks, a few steps), :short (3,000 steps).
 """
 
-from experiments import fashion
+from ganjax import recipes
+
+fashion = recipes.sibling(__file__, "fashion")
 
 
 def get_config(arg=None):

@@ -21,7 +21,7 @@ def get_config(arg=None):
   config = ml_collections.ConfigDict()
   config.seed = 0  # decides init, noise, dropout and data order
   # Seeds seed, seed+1, ..., seed+num_seeds-1 trained side by side in one
-  # program, each in workdir/seed_<s> (see README, Reproducibility).
+  # program, each in workdir/seed_<s> (see docs/training.md).
   config.num_seeds = 1
   # How: "unrolled" (each seed bit-identical to its single run), "vmap" (one
   # batched program; equal to float rounding), "auto" (unrolled on CPU).
@@ -48,7 +48,7 @@ def get_config(arg=None):
   config.conv_impl = "auto"
   config.compute_dtype = "float32"  # "float32" or "bfloat16" (params stay f32)
 
-  # The two details in which the Keras reference differs (see README):
+  # The two details in which the Keras reference differs (see docs/toolbox.md):
   # phase1_bn: G's BatchNorm when making D's fakes: "inference" (Keras: moving
   #   statistics) or "batch" (the statistics G is trained with).
   # bce: "keras" (probabilities clipped to [1e-7, 1-1e-7]) or "logits".

@@ -12,7 +12,9 @@ Launch:
 Variants as in experiments/fashion.py (:short = 3,000 steps, :smoke).
 """
 
-from experiments import fashion
+from ganjax import recipes
+
+fashion = recipes.sibling(__file__, "fashion")
 
 
 def get_config(arg=None):

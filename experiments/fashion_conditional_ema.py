@@ -5,7 +5,7 @@ RMSprop, BCE and dropout 0.4) plus:
 - an exponential moving average of G's weights (decay 0.99), which samples
   and evaluation use;
 - both learning rates doubled to 2e-3.
-See README, "The recipes compared", for what each change does to FID.
+See docs/results.md, "The recipes compared", for what each change does to FID.
 
 Launch:
   python -m ganjax.train --config=experiments/fashion_conditional_ema.py \\
@@ -13,7 +13,9 @@ Launch:
 Variants as in experiments/fashion.py (:short = 3,000 steps, :smoke).
 """
 
-from experiments import fashion_conditional
+from ganjax import recipes
+
+fashion_conditional = recipes.sibling(__file__, "fashion_conditional")
 
 
 def get_config(arg=None):

@@ -263,6 +263,10 @@ def write_manifest(workdir, config, data_info, conv_impl, devices):
           orbax.checkpoint.__version__, "numpy": np.__version__,
       "python": sys.version.split()[0], "platform": platform.platform(),
       "cpu_count": os.cpu_count(),
+      # XLA:CPU sizes its thread pool by the usable cores, and the float
+      # results of a step depend on it (`taskset -c 0` changes them).
+      "cpus_usable": (len(os.sched_getaffinity(0))
+                      if hasattr(os, "sched_getaffinity") else os.cpu_count()),
       "backend": jax.default_backend(),
       "devices": [d.device_kind for d in devices],
       "process_count": jax.process_count(),

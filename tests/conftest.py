@@ -1,8 +1,12 @@
-"""Test set-up: 4 fake CPU devices, strict numpy rank promotion, and a
-persistent compilation cache so that the suite compiles each step only once."""
+"""Test set-up: 4 fake CPU devices and strict numpy rank promotion.
 
+No persistent compilation cache by default: reading XLA:CPU executables back
+from it crashed CI once (a segmentation fault inside
+`backend.deserialize_executable`, not in our code). Set GANJAX_TEST_CACHE=DIR
+to use one anyway while iterating locally."""
+
+import gc
 import os
-import tempfile
 
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                            " --xla_force_host_platform_device_count=4")
@@ -13,18 +17,31 @@ import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
-CACHE_DIR = os.environ.get("GANJAX_TEST_CACHE", os.path.join(
-    tempfile.gettempdir(), "ganjax-test-jax-cache"))
-jax.config.update("jax_compilation_cache_dir", CACHE_DIR)
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+CACHE_DIR = os.environ.get("GANJAX_TEST_CACHE")
+if CACHE_DIR:
+  jax.config.update("jax_compilation_cache_dir", CACHE_DIR)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+  """Frees each test module's compiled programs when it ends. XLA:CPU maps
+  memory for every executable it keeps; in one process the whole suite's
+  programs exceed Linux's default limit of 65,530 mappings
+  (vm.max_map_count), and compiling then aborts or segfaults."""
+  yield
+  jax.clear_caches()
+  gc.collect()
+
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def subprocess_env():
   """The environment for a ganjax command run by a test: this one (4 fake
-  devices) plus the shared compilation cache, so it compiles nothing twice."""
+  devices), plus the compilation cache when GANJAX_TEST_CACHE names one."""
+  if not CACHE_DIR:
+    return dict(os.environ)
   return dict(os.environ, JAX_COMPILATION_CACHE_DIR=CACHE_DIR,
               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
 

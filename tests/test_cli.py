@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -11,16 +12,23 @@ from PIL import Image
 from tests.conftest import REPO, subprocess_env
 
 
-def _run(*args):
-  return subprocess.run([sys.executable, "-m", *args], cwd=REPO,
+def _run(*args, cwd=REPO):
+  return subprocess.run([sys.executable, "-m", *args], cwd=cwd,
                         env=subprocess_env(), capture_output=True, text=True,
                         timeout=900)
 
 
 def test_train_then_sample(tmp_path):
+  # A recipe that extends another, copied out of the repository and named by
+  # its absolute path from another working directory.
+  recipes = tmp_path / "my_recipes"
+  recipes.mkdir()
+  for name in ("fashion.py", "fashion_ns_adam.py"):
+    shutil.copy(os.path.join(REPO, "experiments", name), recipes / name)
   workdir = str(tmp_path / "run")
-  result = _run("ganjax.train", "--config=experiments/fashion.py:smoke",
-                f"--workdir={workdir}", "--config.num_steps=4")
+  result = _run("ganjax.train",
+                f"--config={recipes / 'fashion_ns_adam.py'}:smoke",
+                f"--workdir={workdir}", "--config.num_steps=4", cwd=tmp_path)
   assert result.returncode == 0, result.stderr[-3000:]
   assert "step 4/4" in result.stderr and "ETA" in result.stderr
   assert os.path.isdir(os.path.join(workdir, "checkpoints", "4"))

@@ -74,7 +74,7 @@ def test_classifier_training_is_deterministic(fashion_train):
 @pytest.fixture(scope="module")
 def calibration(evaluator, fashion_train):
   """The metrics of `metrics.calibration_sets`, 5,000 images each (the
-  README's table uses 10,000)."""
+  table in docs/evaluation.md uses 10,000)."""
   sets = metrics.calibration_sets(fashion_train[0], 5000)
   return {name: evaluator.evaluate(x) for name, x in sets.items()}
 

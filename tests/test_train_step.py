@@ -194,8 +194,8 @@ def test_device_count_does_not_change_the_run(fashion_train):
   Tolerance: more devices sum gradients and BatchNorm moments in another
   order, so the parameters agree to float32 rounding, amplified a little by
   RMSprop: about 1e-5 relative after 4 steps. (The differences keep growing
-  with the steps, as any float perturbation of GAN training does; see README,
-  Reproducibility.)
+  with the steps, as any float perturbation of GAN training does; see
+  docs/reproducibility.md.)
   """
   config = smoke_config(batch_size=16, steps_per_call=2)
   assert config.d_dropout > 0  # the masks are part of what must agree

@@ -169,6 +169,8 @@ def test_reproduce_report_names_what_differs(smoke_run, tmp_path):
   assert manifest["config_sha256"] == trainer.config_sha256(smoke_config())
   assert "--xla_force_host_platform_device_count=4" in manifest["xla_flags"]
   assert manifest["jax_config"]["jax_numpy_rank_promotion"] == "raise"
+  # The cores XLA:CPU may use change a step's float results.
+  assert manifest["cpus_usable"] == len(os.sched_getaffinity(0))
   assert reproduce.differences(workdir, workdir) == []
   other = str(tmp_path / "other")
   trainer.train_and_evaluate(smoke_config(seed=3, num_steps=2), other)

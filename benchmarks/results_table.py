@@ -1,0 +1,143 @@
+"""Results rows of the docs, generated from committed JSON.
+
+  python benchmarks/results_table.py collect NAME RUNDIR [--log=TRAIN.log]
+      [--previous='{"fid": 117.7, ...}'] [--note=TEXT]
+  python benchmarks/results_table.py table        # prints the markdown table
+  python benchmarks/results_table.py write        # rewrites it in docs/results.md
+  python benchmarks/results_table.py check        # exit 1 if the docs differ
+
+`collect` keeps what a row needs from a finished run (its command line and
+machine from run.json, its in-training evaluations, the loop time from the
+training log) in benchmarks/results/runs/NAME.json; `--previous` records the
+numbers an earlier version of the row showed, printed side by side. The
+table in docs/results.md sits between the two marker lines below and is
+never edited by hand.
+"""
+
+import argparse
+import glob
+import json
+import os
+import re
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "benchmarks", "results", "runs")
+DOC = os.path.join(ROOT, "docs", "results.md")
+BEGIN = "<!-- results_table.py: begin (generated; do not edit) -->"
+END = "<!-- results_table.py: end -->"
+KEYS = ("fid", "kid", "precision", "recall", "density", "coverage",
+        "classes_covered")
+
+
+def collect(name, rundir, log=None, previous=None, note=None) -> dict:
+  with open(os.path.join(rundir, "run.json"), encoding="utf-8") as f:
+    manifest = json.load(f)
+  evals = {}
+  for path in sorted(glob.glob(os.path.join(rundir, "eval", "step_*.json"))):
+    with open(path, encoding="utf-8") as f:
+      result = json.load(f)
+    evals[str(result["step"])] = {k: result[k] for k in KEYS + ("protocol",)}
+  if not evals:
+    raise SystemExit(f"{rundir}/eval/ holds no evaluations; train with "
+                     "eval_every > 0 or run ganjax.evaluate first")
+  loop_seconds = None
+  if log:
+    with open(log, encoding="utf-8") as f:
+      found = re.findall(r"Finished \d+ steps in ([0-9.]+) s", f.read())
+    loop_seconds = float(found[-1]) if found else None
+  argv = manifest["argv"]
+  row = {"name": name,
+         "command": "python -m ganjax.train " + " ".join(
+             a for a in argv[1:] if not a.startswith("--workdir")),
+         "platform": manifest["platform"], "backend": manifest["backend"],
+         "cpu_count": manifest.get("cpu_count"),
+         "cpus_usable": manifest.get("cpus_usable"),
+         "git_commit": manifest.get("git_commit"),
+         "evaluations": evals, "loop_seconds": loop_seconds,
+         "previous": previous, "note": note}
+  os.makedirs(RESULTS, exist_ok=True)
+  with open(os.path.join(RESULTS, f"{name}.json"), "w",
+            encoding="utf-8") as f:
+    json.dump(row, f, indent=1, sort_keys=True)
+    f.write("\n")
+  return row
+
+
+def _fmt(key, value):
+  if value is None:
+    return "-"
+  if key == "fid":
+    return f"{value:.1f}"
+  if key == "kid":
+    return f"{value:.2f}"
+  if key == "classes_covered":
+    return f"{value:d}"
+  return f"{value:.3f}"
+
+
+def table() -> str:
+  rows = []
+  for path in sorted(glob.glob(os.path.join(RESULTS, "*.json"))):
+    with open(path, encoding="utf-8") as f:
+      rows.append(json.load(f))
+  head = ("| recipe (`--config=experiments/...`, then overrides) | "
+          + " | ".join(KEYS[:-1]) + " | classes | FID at 1k / 2k steps | "
+          "earlier: FID / recall | loop time |")
+  lines = [head, "| --- |" + " ---: |" * (len(KEYS) + 3)]
+  for row in rows:
+    final = row["evaluations"][max(row["evaluations"], key=int)]
+    early = " / ".join(_fmt("fid", row["evaluations"].get(s, {}).get("fid"))
+                       for s in ("1000", "2000"))
+    prev = row.get("previous") or {}
+    earlier = (f"{_fmt('fid', prev.get('fid'))} / "
+               f"{_fmt('recall', prev.get('recall'))}" if prev else "-")
+    loop = (f"{row['loop_seconds']:,.0f} s" if row["loop_seconds"] else "-")
+    recipe = row["command"].split("--config=experiments/", 1)[-1]
+    cells = [f"`{recipe}`"] + [_fmt(k, final[k]) for k in KEYS]
+    lines.append("| " + " | ".join(cells + [early, earlier, loop]) + " |")
+  return "\n".join(lines)
+
+
+def _doc_parts():
+  with open(DOC, encoding="utf-8") as f:
+    text = f.read()
+  if BEGIN not in text or END not in text:
+    raise SystemExit(f"{DOC} lacks the marker lines {BEGIN!r} and {END!r}")
+  head, rest = text.split(BEGIN, 1)
+  _, tail = rest.split(END, 1)
+  return head, tail
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  sub = parser.add_subparsers(dest="command", required=True)
+  c = sub.add_parser("collect")
+  c.add_argument("name")
+  c.add_argument("rundir")
+  c.add_argument("--log")
+  c.add_argument("--previous", type=json.loads)
+  c.add_argument("--note")
+  for name in ("table", "write", "check"):
+    sub.add_parser(name)
+  args = parser.parse_args()
+  if args.command == "collect":
+    print(json.dumps(collect(args.name, args.rundir, args.log, args.previous,
+                             args.note), indent=1))
+  elif args.command == "table":
+    print(table())
+  else:
+    head, tail = _doc_parts()
+    generated = f"{head}{BEGIN}\n{table()}\n{END}{tail}"
+    if args.command == "write":
+      with open(DOC, "w", encoding="utf-8") as f:
+        f.write(generated)
+    else:
+      with open(DOC, encoding="utf-8") as f:
+        if f.read() != generated:
+          sys.exit(f"{DOC} is out of date: run python "
+                   "benchmarks/results_table.py write")
+
+
+if __name__ == "__main__":
+  main()

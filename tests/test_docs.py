@@ -1,0 +1,48 @@
+"""The documentation's Python examples run as written."""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO, subprocess_env
+
+DOCS = ["README.md"] + sorted(
+    os.path.join("docs", f) for f in os.listdir(os.path.join(REPO, "docs"))
+    if f.endswith(".md"))
+
+
+def _python_blocks(path):
+  with open(os.path.join(REPO, path), encoding="utf-8") as f:
+    return re.findall(r"^```python\n(.*?)^```", f.read(), re.M | re.S)
+
+
+BLOCKS = [(path, i, block) for path in DOCS
+          for i, block in enumerate(_python_blocks(path))]
+
+
+def test_readme_has_a_library_example():
+  assert any(path == "README.md" for path, _, _ in BLOCKS)
+
+
+@pytest.mark.parametrize("path,index,block", BLOCKS,
+                         ids=[f"{p}:{i}" for p, i, _ in BLOCKS])
+def test_python_block_runs(tmp_path, path, index, block):
+  """Each block runs from the repository root as a fresh program; paths
+  under /tmp/ are moved into the test's own directory."""
+  del index
+  code = block.replace("/tmp/", f"{tmp_path}/")
+  result = subprocess.run([sys.executable, "-c", code], cwd=REPO,
+                          env=subprocess_env(), capture_output=True,
+                          text=True, timeout=900)
+  assert result.returncode == 0, f"{path}:\n{result.stderr[-3000:]}"
+
+
+def test_results_rows_are_generated_from_committed_json():
+  """docs/results.md's generated table equals what its JSON gives."""
+  result = subprocess.run(
+      [sys.executable, os.path.join("benchmarks", "results_table.py"),
+       "check"], cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert result.returncode == 0, result.stderr
