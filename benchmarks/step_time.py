@@ -124,12 +124,15 @@ def make_row(base, batch, steps_per_call, dtype, devices, samples, peak):
           "fraction_of_peak": achieved / (peak["jax_gflops"] * 1e9)}
 
 
-def print_table(rows):
+def print_header():
   header = (f"{'impl':<16}{'batch':>6}{'fused':>6}{'dtype':>10}{'dev':>4}"
             f"{'ms/step':>10}{'min':>9}{'max':>9}{'img/s':>9}{'GFLOP/s':>9}"
             f"{'%peak':>7}")
   print(header)
   print("-" * len(header))
+
+
+def print_rows(rows):
   for r in rows:
     print(f"{r['impl']:<16}{r['batch']:>6}{r['steps_per_call']:>6}"
           f"{r['dtype']:>10}{r['devices']:>4}{r['ms_per_step']:>10.1f}"
@@ -174,8 +177,9 @@ def main():
                       help="reference implementations to time beside ganjax")
   parser.add_argument("--data_dir", default=os.environ.get("GANJAX_IDX_DIR"),
                       help="Fashion-MNIST IDX directory; default Debian's")
-  parser.add_argument("--out", default=None, help="JSON path; default "
-                      "benchmarks/results/step_time_<backend>.json")
+  parser.add_argument("--out", default=None, help="also write the rows as "
+                      "JSON here (the committed results are "
+                      "benchmarks/results/step_time_<backend>.json)")
   args = parser.parse_args()
 
   images = input_pipeline.load("fashion_mnist", "train",
@@ -187,6 +191,7 @@ def main():
         f"{peak['jax_gflops']:.1f} GFLOP/s (jax), {peak['numpy_gflops']:.1f} "
         f"(numpy); one step = {flops.step_flops_per_image() / 1e6:.1f} "
         "MFLOP per image", flush=True)
+  print_header()
   rows = []
   for num_devices in args.devices or [jax.local_device_count()]:
     for impl in args.impls:
@@ -200,7 +205,7 @@ def main():
                                        args.scan_unroll)
             rows.append(make_row(base, batch, spc, dtype, num_devices,
                                  samples, peak))
-            print_table(rows[-1:])
+            print_rows(rows[-1:])
             sys.stdout.flush()
   from benchmarks import references  # pylint: disable=g-import-not-at-top
   for name in args.compare:
@@ -215,12 +220,12 @@ def main():
         break
       base, samples = result
       rows.append(make_row(base, batch, 1, "float32", 1, samples, peak))
-      print_table(rows[-1:])
+      print_rows(rows[-1:])
   print()
-  print_table(rows)
   print_ratios(rows)
-  out = args.out or os.path.join(os.path.dirname(__file__), "results",
-                                 f"step_time_{backend}.json")
+  if not args.out:
+    return
+  out = args.out
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   with open(out, "w", encoding="utf-8") as f:
     json.dump({"device_kind": jax.devices()[0].device_kind,

@@ -1,0 +1,41 @@
+"""Benchmarks leave the committed results alone unless asked (timings are
+never asserted; they live in benchmarks/results/)."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+from tests.conftest import REPO, subprocess_env
+
+RESULTS = os.path.join(REPO, "benchmarks", "results")
+
+
+def _digests():
+  out = {}
+  for folder, _, files in os.walk(RESULTS):
+    for name in files:
+      path = os.path.join(folder, name)
+      with open(path, "rb") as f:
+        out[path] = hashlib.sha256(f.read()).hexdigest()
+  return out
+
+
+def test_step_time_writes_json_only_with_out_and_prints_one_table(tmp_path):
+  before = _digests()
+  args = [sys.executable, "benchmarks/step_time.py", "--batch_sizes=8",
+          "--steps_per_call=1", "--dtypes=float32", "--compare=",
+          "--repeats=1"]
+  result = subprocess.run(args, cwd=REPO, env=subprocess_env(),
+                          capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert _digests() == before
+  assert result.stdout.count("ms/step") == 1, result.stdout  # one header
+  out = tmp_path / "rows.json"
+  result = subprocess.run(args + [f"--out={out}"], cwd=REPO,
+                          env=subprocess_env(), capture_output=True,
+                          text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert [r["batch"] for r in json.loads(out.read_text())["rows"]] == [8]
+  assert _digests() == before
