@@ -8,6 +8,7 @@ Over several processes (run on each; see ganjax/distributed.py):
       --coordinator_address=HOST0:1234 --num_processes=2 --process_id=I
 """
 
+import difflib
 import logging as std_logging
 import signal
 import sys
@@ -18,6 +19,7 @@ from absl import logging
 from ml_collections import config_flags
 
 from ganjax import distributed
+from ganjax import recipes
 from ganjax import trainer
 
 FLAGS = flags.FLAGS
@@ -36,6 +38,45 @@ flags.DEFINE_integer("process_id", None, "This process's index in [0, "
 flags.DEFINE_bool("distributed", False, "Join a multi-process run set up by "
                   "the cluster (SLURM, Open MPI, TPU pods), detected by JAX.")
 flags.mark_flags_as_required(["config", "workdir"])
+
+
+def unknown_overrides(argv) -> list:
+  """One message per `--config.FIELD=...` of `argv` that names no field of
+  the recipe, with the closest field names."""
+  spec = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")),
+              None)
+  if spec is None:
+    return []
+  config = recipes.load(spec)
+  problems = []
+  for arg in argv:
+    if not arg.startswith("--config."):
+      continue
+    path = arg[len("--config."):].split("=", 1)[0].split(".")
+    node = config
+    for depth, key in enumerate(path):
+      if not hasattr(node, "keys") or key not in node:
+        fields = sorted(node.keys()) if hasattr(node, "keys") else []
+        close = difflib.get_close_matches(key, fields, n=3)
+        name = "config." + ".".join(path[:depth + 1])
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
+        problems.append(f"{name} is not a field of {spec}; {hint}"
+                        f"fields: {', '.join(fields)}")
+        break
+      node = node[key]
+  return problems
+
+
+def _parse_flags(argv):
+  """absl's parsing, with a misspelt config field as one line of error
+  rather than a traceback of ml_collections' AttributeError."""
+  try:
+    return app.parse_flags_with_usage(argv)
+  except AttributeError as e:
+    problems = unknown_overrides(argv)
+    if not problems:
+      raise
+    raise SystemExit(f"ganjax.train: error: {problems[0]}") from e
 
 
 def main(argv):
@@ -59,4 +100,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)

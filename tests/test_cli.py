@@ -127,3 +127,17 @@ def test_sigterm_saves_and_resume_is_bit_identical(tmp_path):
   for a, b in zip(jax.tree.leaves(jax.device_get(resumed)),
                   jax.tree.leaves(jax.device_get(straight)), strict=True):
     np.testing.assert_array_equal(a, b)
+
+
+def test_a_misspelt_config_field_is_one_line_naming_the_field(tmp_path):
+  workdir = tmp_path / "run"
+  result = _run("ganjax.train", "--config=experiments/fashion.py:smoke",
+                f"--workdir={workdir}", "--config.batch_szie=64")
+  lines = result.stderr.strip().splitlines()
+  assert result.returncode != 0
+  assert len(lines) == 1, result.stderr[-3000:]
+  assert lines[0].startswith("ganjax.train: error: config.batch_szie is not "
+                             "a field of experiments/fashion.py:smoke; did "
+                             "you mean batch_size?")
+  assert "fields: adam_b1, " in lines[0]
+  assert not workdir.exists()
