@@ -76,7 +76,8 @@ class _StopSignals:
   """Turns SIGTERM/SIGINT into a stop at the next call boundary;
   `should_stop()` is asked once per compiled call.
 
-  One process: a flag set by the handler. A second SIGINT interrupts at once.
+  One process: a flag set by the handler, which says so on stderr at once;
+  a SIGINT after that kills the process (the default action).
 
   Several processes must stop at the same call, or one enters the collective
   checkpoint while another starts the next step and both wait forever. They
@@ -95,11 +96,20 @@ class _StopSignals:
     self._calls = 0
 
   def _handle(self, signum, frame):
-    if signum == signal.SIGINT and self.signum == signal.SIGINT:
-      raise KeyboardInterrupt
+    del frame
     self.signum = signum
     if self._multi:
       os.kill(os.getpid(), signal.SIGTERM)  # to JAX's preemption notifier
+      return
+    # Said at once (the save waits for the steps already dispatched). From
+    # now on Ctrl-C has its default action, which the kernel carries out
+    # even while Python waits on the device; checkpoints are written
+    # atomically, so the complete ones survive it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.write(2, (f"\n{signal.Signals(signum).name}: stopping after the steps "
+                 "already running, then saving a checkpoint. Ctrl-C again "
+                 "quits at once without saving (the checkpoints written so "
+                 "far are kept).\n").encode())
 
   def should_stop(self) -> bool:
     if not self._multi:

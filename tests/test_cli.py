@@ -114,7 +114,8 @@ def test_sigterm_saves_and_resume_is_bit_identical(tmp_path):
       break
   _, rest = process.communicate(timeout=300)
   assert process.returncode == 128 + signal.SIGTERM, rest[-3000:]
-  assert "Stopped by SIGTERM" in rest
+  assert rest.index("SIGTERM: stopping after the steps already running") < (
+      rest.index("Stopped by SIGTERM"))
   steps = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"),
                                      3).all_steps()
   assert len(steps) == 1 and 6 <= steps[0] < 2000
@@ -141,3 +142,26 @@ def test_a_misspelt_config_field_is_one_line_naming_the_field(tmp_path):
                              "you mean batch_size?")
   assert "fields: adam_b1, " in lines[0]
   assert not workdir.exists()
+
+
+def test_a_second_ctrl_c_quits_at_once(tmp_path):
+  """The first SIGINT is acknowledged on stderr; a second one kills the
+  process by its default action, without waiting for the save."""
+  import signal  # pylint: disable=g-import-not-at-top
+  process = subprocess.Popen(
+      [sys.executable, "-m", "ganjax.train",
+       "--config=experiments/fashion.py:smoke",
+       f"--workdir={tmp_path / 'run'}", "--config.num_steps=20000",
+       "--config.checkpoint_every=20000", "--config.sample_every=20000"],
+      cwd=REPO, env=subprocess_env(), stderr=subprocess.PIPE, text=True)
+  for line in process.stderr:
+    if "step 6/20000" in line:
+      process.send_signal(signal.SIGINT)
+      break
+  for line in process.stderr:
+    if "SIGINT: stopping after the steps already running" in line:
+      process.send_signal(signal.SIGINT)
+      break
+  _, rest = process.communicate(timeout=300)
+  assert process.returncode == -signal.SIGINT, rest[-3000:]
+  assert "Stopped by" not in rest
