@@ -28,14 +28,18 @@ $(VENV)/.test: $(VENV)/.core
 train: data $(VENV)/.core
 	$(PY) -m ganjax.train --config=$(CONFIG) --workdir=$(WORKDIR)
 
-# The documented short run: 3,000 steps (about 30 minutes on 2 CPU cores).
+# The documented short run: 3,000 steps (15 minutes on 2 idle CPU cores,
+# docs/results.md; longer when the machine is shared).
 train-short: data $(VENV)/.core
 	$(PY) -m ganjax.train --config=$(CONFIG):short --workdir=runs/fashion_short
 
-# Scores the newest checkpoint of WORKDIR; writes WORKDIR/report/index.html.
+# Scores the newest checkpoint of WORKDIR (default runs/fashion); writes
+# WORKDIR/eval/step_N.json.
 evaluate: data $(VENV)/.core
 	$(PY) -m ganjax.evaluate --workdir=$(WORKDIR)
 
+# Writes WORKDIR/report/index.html (WORKDIR=runs/fashion_short after
+# make train-short).
 report: $(VENV)/.core
 	$(PY) -m ganjax.report --workdir=$(WORKDIR)
 

@@ -1,7 +1,8 @@
 """Results rows of the docs, generated from committed JSON.
 
   python benchmarks/results_table.py collect NAME RUNDIR [--log=TRAIN.log]
-      [--previous='{"fid": 117.7, ...}'] [--note=TEXT]
+      [--previous='{"fid": F, "recall": R, "source": "README.md at COMMIT"}']
+      [--note=TEXT]
   python benchmarks/results_table.py table        # prints the markdown table
   python benchmarks/results_table.py write        # rewrites it in docs/results.md
   python benchmarks/results_table.py check        # exit 1 if the docs differ
@@ -9,7 +10,8 @@
 `collect` keeps what a row needs from a finished run (its command line and
 machine from run.json, its in-training evaluations, the loop time from the
 training log) in benchmarks/results/runs/NAME.json; `--previous` records the
-numbers an earlier version of the row showed, printed side by side. The
+numbers an earlier version of the row showed, and where (a file at a
+commit), printed side by side. Notes are printed under the table. The
 table in docs/results.md sits between the two marker lines below and is
 never edited by hand.
 """
@@ -31,6 +33,18 @@ KEYS = ("fid", "kid", "precision", "recall", "density", "coverage",
 
 
 def collect(name, rundir, log=None, previous=None, note=None) -> dict:
+  """Writes benchmarks/results/runs/NAME.json from a finished run.
+
+  Args:
+    name: the row's file name.
+    rundir: the run's --workdir (run.json and eval/ are read).
+    log: the training log, for the loop time ("Finished N steps in T s").
+    previous: {"fid", "recall", "source"} an earlier version of the row.
+    note: how the run was made, printed under the table.
+
+  Returns:
+    The row as written.
+  """
   with open(os.path.join(rundir, "run.json"), encoding="utf-8") as f:
     manifest = json.load(f)
   evals = {}
@@ -77,14 +91,17 @@ def _fmt(key, value):
 
 
 def table() -> str:
+  """The markdown table of every JSON in benchmarks/results/runs/, sorted by
+  file name, with its notes below."""
   rows = []
   for path in sorted(glob.glob(os.path.join(RESULTS, "*.json"))):
     with open(path, encoding="utf-8") as f:
       rows.append(json.load(f))
-  head = ("| recipe (`--config=experiments/...`, then overrides) | "
-          + " | ".join(KEYS[:-1]) + " | classes | FID at 1k / 2k steps | "
-          "earlier: FID / recall | loop time |")
-  lines = [head, "| --- |" + " ---: |" * (len(KEYS) + 3)]
+  head = ("| recipe (`--config=experiments/...`, then overrides) | FID | "
+          "KID | precision | recall | density | coverage | classes | FID at "
+          "1k / 2k steps | earlier: FID / recall | cores | loop time |")
+  lines = [head, "| --- |" + " ---: |" * (len(KEYS) + 4)]
+  notes = []
   for row in rows:
     final = row["evaluations"][max(row["evaluations"], key=int)]
     early = " / ".join(_fmt("fid", row["evaluations"].get(s, {}).get("fid"))
@@ -93,10 +110,16 @@ def table() -> str:
     earlier = (f"{_fmt('fid', prev.get('fid'))} / "
                f"{_fmt('recall', prev.get('recall'))}" if prev else "-")
     loop = (f"{row['loop_seconds']:,.0f} s" if row["loop_seconds"] else "-")
+    cores = row.get("cpus_usable") or row.get("cpu_count") or "-"
+    if prev.get("source"):
+      notes.append(f"`{row['name']}`, earlier numbers: {prev['source']}.")
+    if row.get("note"):
+      notes.append(f"`{row['name']}`: {row['note']}.")
     recipe = row["command"].split("--config=experiments/", 1)[-1]
     cells = [f"`{recipe}`"] + [_fmt(k, final[k]) for k in KEYS]
-    lines.append("| " + " | ".join(cells + [early, earlier, loop]) + " |")
-  return "\n".join(lines)
+    lines.append("| " + " | ".join(
+        cells + [early, earlier, str(cores), loop]) + " |")
+  return "\n".join(lines + [""] + [f"- {n}" for n in notes])
 
 
 def _doc_parts():
@@ -110,14 +133,15 @@ def _doc_parts():
 
 
 def main():
+  """The command line; see the module docstring."""
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   sub = parser.add_subparsers(dest="command", required=True)
-  c = sub.add_parser("collect")
-  c.add_argument("name")
-  c.add_argument("rundir")
-  c.add_argument("--log")
-  c.add_argument("--previous", type=json.loads)
-  c.add_argument("--note")
+  collect_parser = sub.add_parser("collect")
+  collect_parser.add_argument("name")
+  collect_parser.add_argument("rundir")
+  collect_parser.add_argument("--log")
+  collect_parser.add_argument("--previous", type=json.loads)
+  collect_parser.add_argument("--note")
   for name in ("table", "write", "check"):
     sub.add_parser(name)
   args = parser.parse_args()

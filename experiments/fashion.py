@@ -8,7 +8,7 @@ Variants, chosen after the colon:
           (phase-1 fakes with G's moving BatchNorm statistics; Keras' clipped
           binary cross-entropy).
   :smoke  tiny settings for tests and CI: same code path, a few steps.
-  :short  the documented short run (3,000 steps, about half an hour on 2 CPU
+  :short  the documented short run (3,000 steps, 15 minutes on 2 idle CPU
           cores).
 Variants combine: --config=experiments/fashion.py:keras,smoke.
 Any field can be overridden from the command line, e.g. --config.seed=1.

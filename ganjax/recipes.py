@@ -12,31 +12,54 @@ ganjax) without being a package or on `sys.path`. In a script:
   config = recipes.load("experiments/fashion.py:short")
 """
 
+import hashlib
+import importlib.machinery
 import importlib.util
 import os
 
 
 def load_module(path: str):
-  """The recipe file `path` as a fresh module."""
+  """Executes the recipe file `path` (any extension) as a fresh module.
+
+  Args:
+    path: the recipe file.
+
+  Returns:
+    The module; its `get_config(arg=None)` gives the config.
+
+  Raises:
+    FileNotFoundError: `path` is not a file.
+  """
   path = os.path.abspath(path)
   if not os.path.isfile(path):
     raise FileNotFoundError(f"recipe {path} does not exist; give the path of "
                             "a recipe file such as experiments/fashion.py")
-  name = "ganjax_recipe_" + os.path.splitext(os.path.basename(path))[0]
-  spec = importlib.util.spec_from_file_location(name, path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+  # One name per file, so recipes of the same name in two folders differ.
+  stem = os.path.splitext(os.path.basename(path))[0]
+  name = (f"ganjax_recipe_{stem}_"
+          f"{hashlib.sha256(path.encode()).hexdigest()[:8]}")
+  loader = importlib.machinery.SourceFileLoader(name, path)
+  module = importlib.util.module_from_spec(
+      importlib.util.spec_from_loader(name, loader))
+  loader.exec_module(module)
   return module
 
 
 def sibling(recipe_file: str, name: str):
-  """The recipe `name` (e.g. "fashion") from the folder of `recipe_file`."""
+  """The recipe module `name` (e.g. "fashion" for fashion.py) from the
+  folder of `recipe_file` (a recipe passes its `__file__`)."""
   return load_module(os.path.join(os.path.dirname(recipe_file),
                                   f"{name}.py"))
 
 
 def load(spec: str):
-  """The config of "PATH[:VARIANTS]", as `--config=` reads it: e.g.
-  "experiments/fashion.py:short,keras"."""
+  """The config of "PATH[:VARIANTS]", as `--config=` reads it.
+
+  Args:
+    spec: e.g. "experiments/fashion.py:short,keras".
+
+  Returns:
+    The recipe's `ml_collections.ConfigDict`.
+  """
   path, _, arg = spec.partition(":")
   return load_module(path).get_config(arg or None)

@@ -1,9 +1,9 @@
 """Test set-up: 4 fake CPU devices and strict numpy rank promotion.
 
-No persistent compilation cache by default: reading XLA:CPU executables back
-from it crashed CI once (a segmentation fault inside
-`backend.deserialize_executable`, not in our code). Set GANJAX_TEST_CACHE=DIR
-to use one anyway while iterating locally."""
+No persistent compilation cache by default (GANJAX_TEST_CACHE=DIR turns one
+on): with it, once one process held the whole suite's programs, CI crashed
+reading an executable back; without it, the same test aborted compiling.
+Both were the mapping limit that `_release_compiled_programs` works around."""
 
 import gc
 import os
@@ -23,6 +23,7 @@ if CACHE_DIR:
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
+
 @pytest.fixture(autouse=True, scope="module")
 def _release_compiled_programs():
   """Frees each test module's compiled programs when it ends. XLA:CPU maps
@@ -30,6 +31,8 @@ def _release_compiled_programs():
   programs exceed Linux's default limit of 65,530 mappings
   (vm.max_map_count), and compiling then aborts or segfaults."""
   yield
+  from ganjax import sampling  # pylint: disable=g-import-not-at-top
+  sampling.inference_fn.cache_clear()  # holds jitted generators
   jax.clear_caches()
   gc.collect()
 
