@@ -34,7 +34,8 @@ from ganjax import trainer
 
 flags.DEFINE_string("workdir", None, "A ganjax run directory.")
 flags.DEFINE_integer("step", None, "Checkpoint step; default the latest.")
-flags.DEFINE_string("samples", None, "An .npz with uint8 `images` to score.")
+flags.DEFINE_string("samples", None, "Images to score: an .npz with uint8 "
+                    "`images`, or an .npy of uint8 images.")
 flags.DEFINE_string("dataset", "fashion_mnist",
                     "Reference dataset for --samples (a run uses its own).")
 flags.DEFINE_integer("num_samples", 10_000, "Samples drawn from the generator.")
@@ -44,15 +45,24 @@ flags.DEFINE_string("out", None, "Also write the JSON here.")
 FLAGS = flags.FLAGS
 
 
-def load_samples(path: str) -> np.ndarray:
+def load_samples(path: str, dataset: str) -> np.ndarray:
+  """The images of a .npz (key "images") or .npy file, checked for the
+  dataset's shape and dtype before anything slow starts."""
   try:
-    with np.load(path) as f:
-      if "images" not in f:
+    data = np.load(path)
+  except (OSError, EOFError, ValueError) as e:  # BadZipFile is an OSError
+    raise ValueError(f"--samples={path} cannot be read as .npz or .npy: "
+                     f"{e}") from e
+  if isinstance(data, np.lib.npyio.NpzFile):
+    with data:
+      if "images" not in data:
         raise ValueError(f"--samples={path} has no key 'images' (keys: "
-                         f"{sorted(f.keys())}).")
-      return f["images"]
-  except (OSError, EOFError) as e:  # includes zipfile.BadZipFile via OSError
-    raise ValueError(f"--samples={path} cannot be read as .npz: {e}") from e
+                         f"{sorted(data.keys())}).")
+      data = data["images"]
+  try:
+    return metrics_lib.check_images(data, dataset)
+  except ValueError as e:
+    raise ValueError(f"--samples={path}: {e}") from e
 
 
 def main(argv):
@@ -72,9 +82,14 @@ def main(argv):
 
 def _run():
   if FLAGS.samples:
-    images = load_samples(FLAGS.samples)
+    images = load_samples(FLAGS.samples, FLAGS.dataset)
     evaluator = metrics_lib.Evaluator(FLAGS.dataset, data_dir=FLAGS.data_dir)
     logging.info("Scoring %d images from %s", len(images), FLAGS.samples)
+    if len(images) < 10_000:
+      logging.warning("Only %d images: FID and KID are biased upward with "
+                      "few samples, and the docs' protocol uses 10,000, so "
+                      "these numbers are not comparable with its tables.",
+                      len(images))
     result = evaluator.evaluate(images)
     result["samples"] = os.path.abspath(FLAGS.samples)
     return result

@@ -257,7 +257,7 @@ class Evaluator:
     "conditional_accuracy" (how often the classifier agrees) overall and
     per class.
     """
-    images_uint8 = _check_images(images_uint8, self.dataset)
+    images_uint8 = check_images(images_uint8, self.dataset)
     t0 = time.perf_counter()
     real = self.real
     fake = self._statistics(images_uint8)
@@ -307,7 +307,7 @@ def calibration_sets(train_images, num, seed=0) -> dict:
   }
 
 
-def _check_images(images, dataset):
+def check_images(images, dataset):
   """uint8 (N, H, W) or (N, H, W, C) matching the dataset's image shape."""
   images = np.asarray(images)
   h, w, c = input_pipeline.get_spec(dataset).image_shape

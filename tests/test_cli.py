@@ -61,7 +61,21 @@ def test_train_then_sample(tmp_path):
     assert json.load(f) == scored
   result = _run("ganjax.evaluate", f"--samples={out}")
   assert result.returncode == 0, result.stderr[-3000:]
-  assert json.loads(result.stdout)["num_samples"] == 10
+  scored_npz = json.loads(result.stdout)
+  assert scored_npz["num_samples"] == 10
+  assert "Only 10 images: FID and KID are biased" in result.stderr
+  # The same images as .npy; then float images: one line, before set-up.
+  np.save(tmp_path / "s.npy", images)
+  result = _run("ganjax.evaluate", f"--samples={tmp_path / 's.npy'}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert json.loads(result.stdout)["fid"] == scored_npz["fid"]
+  np.save(tmp_path / "f.npy", images.astype(np.float32))
+  result = _run("ganjax.evaluate", f"--samples={tmp_path / 'f.npy'}")
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines() == [
+      f"ganjax.evaluate: error: --samples={tmp_path / 'f.npy'}: Samples must "
+      "be uint8 in [0, 255]; got float32. Convert from [-1, 1] with "
+      "(x + 1) * 127.5, rounded."]
 
   result = _run("ganjax.report", f"--workdir={workdir}")
   assert result.returncode == 0, result.stderr[-3000:]

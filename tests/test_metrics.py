@@ -145,4 +145,4 @@ def test_class_histogram():
 ])
 def test_bad_samples_are_rejected_with_a_clear_error(images, message):
   with pytest.raises(ValueError, match=re.escape(message)):
-    metrics._check_images(images, "fashion_mnist")  # pylint: disable=protected-access
+    metrics.check_images(images, "fashion_mnist")
