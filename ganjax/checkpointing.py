@@ -128,6 +128,12 @@ class Checkpointer:
 
   def read_meta(self, step: int) -> dict:
     path = os.path.join(self.directory, str(step))
+    steps = sorted(self.all_steps())
+    if step not in steps:
+      raise CheckpointError(
+          f"{self.directory} has no checkpoint of step {step}; its "
+          f"checkpoints are of steps {steps}. Give one of those (--step), or "
+          "none for the newest.")
     try:
       return self._manager.restore(step, args=ocp.args.Composite(
           meta=ocp.args.JsonRestore()))["meta"]

@@ -7,7 +7,7 @@
 Prints the metrics as one JSON object on stdout (progress goes to stderr). With
 --workdir it also writes them to DIR/eval/step_<step>.json. --samples takes an
 .npz whose key `images` holds uint8 [0, 255] images, (N, H, W) or
-(N, H, W, C). A run of several seeds (config.num_seeds) is scored seed by
+(N, H, W, C), or an .npy of such images. A run of several seeds (config.num_seeds) is scored seed by
 seed; its summary (each seed's numbers, mean and 95% confidence interval)
 goes to DIR/eval/step_<step>.json and stdout. The protocol: the dataset's
 10,000-image test split as the real set, `--num_samples` generated images

@@ -42,6 +42,14 @@ def test_train_then_sample(tmp_path):
   assert images.shape == (10, 28, 28) and images.dtype == np.uint8
   assert step == 4 and images.std() > 0
 
+  result = _run("ganjax.sample", f"--workdir={workdir}", "--step=3",
+                f"--out={out}")
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines()[-1] == (
+      f"ganjax.sample: error: {workdir}/checkpoints has no checkpoint of "
+      "step 3; its checkpoints are of steps [4]. Give one of those (--step), "
+      "or none for the newest.")
+
   png = str(tmp_path / "grid.png")
   result = _run("ganjax.sample", f"--workdir={workdir}", "--num=9",
                 f"--out={png}")
