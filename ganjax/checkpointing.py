@@ -68,6 +68,14 @@ class CheckpointError(RuntimeError):
   """A checkpoint cannot be used: corrupt, or made by another config."""
 
 
+def _brief(error: Exception) -> str:
+  """The first line of an Orbax/TensorStore error, without the store spec
+  (tens of lines) that TensorStore appends."""
+  text = str(error).split(" See full TensorStore details")[0]
+  text = text.strip().splitlines()[0] if text.strip() else ""
+  return f"{type(error).__name__}: {text[:300].rstrip('.')}"
+
+
 class Checkpointer:
   """Saves and restores TrainStates in `directory`, keeping the newest `keep`."""
 
@@ -139,7 +147,7 @@ class Checkpointer:
           meta=ocp.args.JsonRestore()))["meta"]
     except Exception as e:  # orbax raises many types for damaged files
       raise CheckpointError(
-          f"Checkpoint {path} is unreadable ({type(e).__name__}: {e}). Move "
+          f"Checkpoint {path} is unreadable ({_brief(e)}). Move "
           "that directory aside to resume from the previous checkpoint, or "
           "start in a new --workdir.") from e
 
@@ -191,9 +199,9 @@ class Checkpointer:
     except Exception as e:  # orbax raises many types for damaged files
       raise CheckpointError(
           f"Checkpoint {path} is corrupt or incomplete, or was written by "
-          f"another version of ganjax ({type(e).__name__}: {e}). Move that "
-          "directory aside to resume from the previous checkpoint, or start "
-          "in a new --workdir.") from e
+          f"another version of ganjax ({_brief(e)}). Move that directory "
+          "aside to resume from the previous checkpoint, or start in a new "
+          "--workdir.") from e
     return flax.serialization.from_state_dict(template,
                                               {**target, **restored})
 

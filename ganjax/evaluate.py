@@ -17,7 +17,6 @@ features from the shipped classifier.
 
 import json
 import os
-import sys
 
 from absl import app
 from absl import flags
@@ -25,6 +24,7 @@ from absl import logging
 import numpy as np
 
 from ganjax import checkpointing
+from ganjax import cli
 from ganjax import classifier as classifier_lib
 from ganjax import input_pipeline
 from ganjax import metric_writers
@@ -67,14 +67,14 @@ def load_samples(path: str, dataset: str) -> np.ndarray:
 
 def main(argv):
   del argv
+  cli.quiet_logs()
   if (FLAGS.workdir is None) == (FLAGS.samples is None):
     raise app.UsageError("Give exactly one of --workdir and --samples.")
   try:
     result = _run()
   except (ValueError, FileNotFoundError, input_pipeline.DatasetError,
           checkpointing.CheckpointError, classifier_lib.ClassifierError) as e:
-    print(f"ganjax.evaluate: error: {e}", file=sys.stderr)
-    sys.exit(1)
+    cli.fail("ganjax.evaluate", e)
   if FLAGS.out:
     metric_writers.write_json(FLAGS.out, result)
   print(json.dumps(result, sort_keys=True))

@@ -9,6 +9,7 @@ from absl import flags
 from absl import logging
 
 from ganjax import checkpointing
+from ganjax import cli
 from ganjax import sampling
 from ganjax import trainer
 
@@ -24,6 +25,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
+  cli.quiet_logs()
   if not (FLAGS.out.endswith(".npz") or FLAGS.out.endswith(".png")):
     raise app.UsageError(f"--out={FLAGS.out} must end in .npz or .png.")
   if FLAGS.num < 1:
@@ -32,7 +34,7 @@ def main(argv):
     sampler, g_vars, step, config = trainer.restore_generator(
         FLAGS.workdir, FLAGS.step)
   except (FileNotFoundError, checkpointing.CheckpointError) as e:
-    raise SystemExit(f"ganjax.sample: error: {e}") from e
+    cli.fail("ganjax.sample", e)
   samples = sampling.generate(sampler, g_vars, FLAGS.num, FLAGS.seed,
                               config.latent_dim)
   sampling.write_samples(FLAGS.out, samples, step,

@@ -9,7 +9,6 @@ Over several processes (run on each; see ganjax/distributed.py):
 """
 
 import difflib
-import logging as std_logging
 import signal
 import sys
 
@@ -18,6 +17,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from ganjax import cli
 from ganjax import distributed
 from ganjax import recipes
 from ganjax import trainer
@@ -82,10 +82,7 @@ def _parse_flags(argv):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  logging.set_verbosity(logging.INFO)
-  # Orbax logs every save step at INFO; keep its warnings only.
-  logging.get_absl_handler().python_handler.addFilter(
-      lambda r: r.levelno >= std_logging.WARNING or "/orbax/" not in r.pathname)
+  cli.quiet_logs()
   try:
     distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes,
                            FLAGS.process_id, auto=FLAGS.distributed)
@@ -96,7 +93,7 @@ def main(argv):
     # of a multi-process run exits as if it had been sent SIGTERM.
     sys.exit(128 + (e.signum or signal.SIGTERM))
   except trainer.USER_ERRORS as e:  # a bad input: say what, not where
-    raise SystemExit(f"ganjax.train: error: {e}") from e
+    cli.fail("ganjax.train", e)
 
 
 if __name__ == "__main__":

@@ -45,10 +45,10 @@ def test_train_then_sample(tmp_path):
   result = _run("ganjax.sample", f"--workdir={workdir}", "--step=3",
                 f"--out={out}")
   assert result.returncode == 1
-  assert result.stderr.strip().splitlines()[-1] == (
+  assert result.stderr.strip().splitlines() == [
       f"ganjax.sample: error: {workdir}/checkpoints has no checkpoint of "
       "step 3; its checkpoints are of steps [4]. Give one of those (--step), "
-      "or none for the newest.")
+      "or none for the newest."]
 
   png = str(tmp_path / "grid.png")
   result = _run("ganjax.sample", f"--workdir={workdir}", "--num=9",
@@ -92,6 +92,22 @@ def test_train_then_sample(tmp_path):
   assert "Metrics at step 4" in open(result.stdout.strip(),
                                      encoding="utf-8").read()
 
+  # A damaged checkpoint: one line naming it, no TensorStore spec, no
+  # tracebacks of the interrupted background reads after it.
+  state_dir = os.path.join(workdir, "checkpoints", "4", "state")
+  largest = max((os.path.join(d, f) for d, _, files in os.walk(state_dir)
+                 for f in files), key=os.path.getsize)
+  with open(largest, "r+b") as f:  # an array's data, not the metadata
+    f.seek(os.path.getsize(largest) // 2)
+    f.write(b"\0" * 1024)
+  result = _run("ganjax.sample", f"--workdir={workdir}", f"--out={out}")
+  lines = result.stderr.strip().splitlines()
+  assert result.returncode == 1 and len(lines) == 1, result.stderr[-3000:]
+  assert lines[0].startswith(f"ganjax.sample: error: Checkpoint {workdir}/"
+                             "checkpoints/4 is corrupt or incomplete")
+  assert lines[0].endswith("Move that directory aside to resume from the "
+                           "previous checkpoint, or start in a new --workdir.")
+
 
 def test_evaluate_bad_samples_is_clear(tmp_path):
   bad = str(tmp_path / "bad.npz")
@@ -112,6 +128,7 @@ def test_sample_without_run_is_clear(tmp_path):
   result = _run("ganjax.sample", f"--workdir={tmp_path}", "--out=x.png")
   assert result.returncode != 0
   assert "is not a ganjax run directory" in result.stderr
+
 
 
 def test_sigterm_saves_and_resume_is_bit_identical(tmp_path):
