@@ -7,8 +7,8 @@
 Prints the metrics as one JSON object on stdout (progress goes to stderr). With
 --workdir it also writes them to DIR/eval/step_<step>.json. --samples takes an
 .npz whose key `images` holds uint8 [0, 255] images, (N, H, W) or
-(N, H, W, C), or an .npy of such images. A run of several seeds (config.num_seeds) is scored seed by
-seed; its summary (each seed's numbers, mean and 95% confidence interval)
+(N, H, W, C), or an .npy of such images. A run of several seeds
+(config.num_seeds) is scored seed by seed; its summary (each seed's numbers, mean and 95% confidence interval)
 goes to DIR/eval/step_<step>.json and stdout. The protocol: the dataset's
 10,000-image test split as the real set, `--num_samples` generated images
 (default 10,000) drawn with noise seed `--seed` in batches of 1,000,
@@ -85,11 +85,11 @@ def _run():
     images = load_samples(FLAGS.samples, FLAGS.dataset)
     evaluator = metrics_lib.Evaluator(FLAGS.dataset, data_dir=FLAGS.data_dir)
     logging.info("Scoring %d images from %s", len(images), FLAGS.samples)
-    if len(images) < 10_000:
+    if len(images) < FLAGS["num_samples"].default:  # the protocol's size
       logging.warning("Only %d images: FID and KID are biased upward with "
-                      "few samples, and the docs' protocol uses 10,000, so "
+                      "few samples, and the docs' protocol uses %d, so "
                       "these numbers are not comparable with its tables.",
-                      len(images))
+                      len(images), FLAGS["num_samples"].default)
     result = evaluator.evaluate(images)
     result["samples"] = os.path.abspath(FLAGS.samples)
     return result

@@ -72,11 +72,11 @@ def _parse_flags(argv):
   rather than a traceback of ml_collections' AttributeError."""
   try:
     return app.parse_flags_with_usage(argv)
-  except AttributeError as e:
+  except AttributeError:
     problems = unknown_overrides(argv)
     if not problems:
       raise
-    raise SystemExit(f"ganjax.train: error: {problems[0]}") from e
+    cli.fail("ganjax.train", problems[0])
 
 
 def main(argv):
