@@ -20,10 +20,14 @@ import jax
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from experiments import fashion  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import input_pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import metrics  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import models  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ganjax import recipes  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+fashion = recipes.load_module(os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments",
+    "fashion.py"))
 
 flags.DEFINE_integer("num", 10_000, "Images per row.")
 flags.DEFINE_integer("repeats", 3, "Timed repeats.")

@@ -25,7 +25,7 @@ from ganjax import metrics as metrics_lib  # pylint: disable=g-import-not-at-top
 from ganjax import models  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import sampling  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import seeds as seeds_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
-from ganjax import train_step  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ganjax import gan as gan_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import trainer  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 HEADLINE = ("fid", "kid", "precision", "recall", "density", "coverage",
@@ -41,7 +41,7 @@ def score_both(workdir, step=None, num_samples=10_000, reuse=False) -> dict:
                                     data_dir=config.data_dir or None,
                                     source=config.data_source)
   variables = {
-      "live_statistics": train_step.g_variables(state.g_ema_params,
+      "live_statistics": gan_lib.g_variables(state.g_ema_params,
                                                 state.g_batch_stats),
       "standing_statistics": sampling.sampling_variables(
           sampler, state, config.latent_dim)}

@@ -28,11 +28,16 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from benchmarks import step_time  # pylint: disable=g-import-not-at-top,wrong-import-position
-from experiments import fashion  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ganjax import build  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import flops  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import input_pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
-from ganjax import train_step  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ganjax import parallel  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ganjax import recipes  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import trainer  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+fashion = recipes.load_module(os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments",
+    "fashion.py"))
 
 _HLO_OP = re.compile(r"^([a-z][a-z0-9_-]*?)(\.\d+)*$")
 # Op kinds that carry the convolution and matmul FLOPs.
@@ -90,10 +95,10 @@ def main():
   config.conv_impl = args.conv_impl
   devices = jax.local_devices()[:1]
   images, _, _ = input_pipeline.load("fashion_mnist", "train")
-  data = train_step.replicate_data(images, devices)
-  state = train_step.replicate_state(trainer.initial_state(
-      config, trainer.make_keys(0), len(images)), devices)
-  call = trainer.compile_train_fn(config, devices)
+  data = parallel.replicate_data(images, devices)
+  state = parallel.replicate_state(build.initial_state(
+      config, build.make_keys(0), len(images)), devices)
+  call = build.compile_train_fn(config, devices)
   labels = hlo_labels(call.lower(state, data).compile().as_text())
   state, metrics = call(state, data)
   jax.block_until_ready(metrics)

@@ -22,8 +22,12 @@ import jax
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 from benchmarks.step_time import time_calls, training_call  # pylint: disable=g-import-not-at-top,wrong-import-position
-from experiments import fashion  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import input_pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ganjax import recipes  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+fashion = recipes.load_module(os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments",
+    "fashion.py"))
 
 
 def ms_per_seed_step(images, *, num_seeds, batching, batch, steps_per_call,

@@ -27,12 +27,17 @@ import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
 import jax.numpy as jnp  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from experiments import fashion  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ganjax import build  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import flops  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import layers  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import input_pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
-from ganjax import train_step  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ganjax import parallel  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ganjax import recipes  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import trainer  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+fashion = recipes.load_module(os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments",
+    "fashion.py"))
 
 
 def _ints(text):
@@ -80,11 +85,11 @@ def training_call(config, images, devices, labels=None, seeds=False):
   fused training steps on `devices` and waits for it; the state (seeds 0..,
   `config.num_seeds` of them with `seeds`) carries over between calls."""
   count = config.num_seeds if seeds else 1
-  states = tuple(train_step.replicate_state(trainer.initial_state(
-      config, trainer.make_keys(seed), images.shape[0]), devices)
+  states = tuple(parallel.replicate_state(build.initial_state(
+      config, build.make_keys(seed), images.shape[0]), devices)
                  for seed in range(count))
-  train_fn = trainer.compile_train_fn(config, devices, seeds=seeds)
-  data = train_step.replicate_data(images, devices,
+  train_fn = build.compile_train_fn(config, devices, seeds=seeds)
+  data = parallel.replicate_data(images, devices,
                                    labels if config.conditional else None)
   holder = {"state": states if seeds else states[0]}
 
@@ -106,7 +111,7 @@ def ganjax_row(images, batch, steps_per_call, dtype, impl, num_devices,
   samples = time_calls(call, steps_per_call, repeats)
   return {"impl": f"ganjax-{layers.resolve_impl(impl)}",
           "compile_s": compile_s,
-          "scan_unroll": train_step.resolve_unroll(scan_unroll,
+          "scan_unroll": parallel.resolve_unroll(scan_unroll,
                                                    steps_per_call)}, samples
 
 

@@ -62,6 +62,8 @@ def get_config(arg=None):
   config.gp_weight = 0.0  # WGAN-GP weight (lambda; 10 in the paper)
   config.r1_weight = 0.0  # R1 weight (gamma) on D's real inputs
   config.r1_every = 1  # lazy R1: every this many steps, weighted this much more
+  # More penalties from ganjax.regularizers' registry: "name:weight[:every],..."
+  config.penalties = ""
   # DiffAugment of every D input: comma-separated "color", "translation",
   # "cutout"; "" = none.
   config.augment = ""
@@ -89,8 +91,9 @@ def get_config(arg=None):
   config.adam_b1 = 0.5
   config.adam_b2 = 0.999
   config.batch_size = 128  # global; split evenly over the devices
-  # How the step runs over the local devices: "pmap", or "shard_map" (jit of
-  # shard_map over a device Mesh); the same program and results either way.
+  # How the step runs over the devices: "pmap"; "shard_map" (jit of
+  # shard_map over a device Mesh, pmap's program); "sharding" (jit of the
+  # global step, batch sharded over the Mesh). Results agree to rounding.
   config.parallelism = "pmap"
   config.num_steps = 10_000
   config.steps_per_call = 10  # steps fused into one compiled call (lax.scan)

@@ -210,3 +210,30 @@ class Checkpointer:
       self.wait()
     finally:
       self._manager.close()
+
+
+class BestCheckpoint:
+  """checkpoints_best/: the checkpoint with the lowest FID so far (one kept).
+
+  Its meta records the FID; a resumed run continues from that value. A best
+  checkpoint newer than the resumed step (written before a crash) is deleted:
+  the resumed run replays those steps and writes it again.
+  """
+
+  def __init__(self, workdir, start):
+    self.checkpointer = Checkpointer(
+        os.path.join(workdir, "checkpoints_best"), 1)
+    self.fid = float("inf")
+    step = self.checkpointer.latest_step()
+    if step is not None and step > start:
+      self.checkpointer.delete(step)
+    elif step is not None:
+      self.fid = self.checkpointer.read_meta(step).get("fid", self.fid)
+
+  def offer(self, step, state, meta, fid):
+    if fid < self.fid:
+      self.fid = fid
+      self.checkpointer.save(step, state, {**meta, "fid": fid})
+
+  def close(self):
+    self.checkpointer.close()

@@ -13,7 +13,8 @@ from ganjax import layers
 from ganjax import losses
 from ganjax import models
 from ganjax import optimizers
-from ganjax import train_step
+from ganjax import parallel
+from ganjax import regularizers
 
 # Fields that may change when a run is resumed: they do not change the result
 # (or, for conv_impl, only within float rounding: both implementations compute
@@ -25,20 +26,25 @@ RESUMABLE_FIELDS = frozenset({
     "eval_num_samples", "eval_seed", "nan_rollbacks", "parallelism",
     "seed_batching"})
 
-_CHOICES = {
-    "phase1_bn": ("inference", "batch"),
-    "bce": tuple(sorted(losses.BCE)),
-    "loss": losses.NAMES,
-    "architecture": tuple(sorted(models.ARCHITECTURES)),
-    "optimizer": tuple(sorted(optimizers.OPTIMIZERS)),
-    "lr_schedule": optimizers.SCHEDULES,
-    "compute_dtype": ("float32", "bfloat16"),
-    "conv_impl": ("auto", *layers.IMPLS),
-    "data_source": input_pipeline.SOURCES,
-    "parallelism": train_step.PARALLELISMS,
-    "seed_batching": train_step.SEED_BATCHINGS,
-    "dataset": tuple(sorted(input_pipeline.SPECS)),
-}
+
+def _choices() -> dict:
+  """Each named field's accepted values (the registries as they are now)."""
+  return {
+      "phase1_bn": ("inference", "batch"),
+      "bce": tuple(sorted(losses.BCE)),
+      "loss": losses.NAMES,
+      "architecture": tuple(sorted(models.ARCHITECTURES)),
+      "optimizer": tuple(sorted(optimizers.OPTIMIZERS)),
+      "lr_schedule": optimizers.SCHEDULES,
+      "compute_dtype": ("float32", "bfloat16"),
+      "conv_impl": ("auto", *layers.IMPLS),
+      "data_source": input_pipeline.SOURCES,
+      "parallelism": parallel.PARALLELISMS,
+      "seed_batching": parallel.SEED_BATCHINGS,
+      "dataset": tuple(sorted(input_pipeline.SPECS)),
+  }
+
+
 _POSITIVE_INTS = ("num_seeds", "latent_dim", "batch_size", "num_steps",
                   "steps_per_call", "g_width", "d_width", "r1_every",
                   "log_every", "sample_every",
@@ -59,7 +65,7 @@ ADDED_DEFAULTS = {
     # Before these fields, DiffAugment shifted by up to size // 8 pixels and
     # cut out (size // 2 + 1) // 2 * 2 - 1 (13 at 28 px, 15 at 32): these
     # fractions give exactly those sizes and draws at 28 and 32 px.
-    "augment_translation": 0.11, "augment_cutout": 0.46,
+    "augment_translation": 0.11, "augment_cutout": 0.46, "penalties": "",
 }
 
 
@@ -84,7 +90,7 @@ def _is_number(value) -> bool:
 
 def validate(config, num_devices: int) -> None:
   """Raises ValueError naming the first bad field of `config`."""
-  for field, choices in _CHOICES.items():
+  for field, choices in _choices().items():
     if config[field] not in choices:
       _fail(field, config[field], f"must be one of {list(choices)}")
   if not _is_int(config.seed) or not 0 <= config.seed < 2**32:
@@ -112,6 +118,12 @@ def validate(config, num_devices: int) -> None:
     _fail("augment", config.augment, "must be a string such as "
           "'color,translation,cutout'")
   augment.policy_from_config(config)
+  if not isinstance(config.penalties, str):
+    _fail("penalties", config.penalties, "must be a string such as "
+          "'r1:10:16,drift:0.001' (name:weight[:every])")
+  lazy = [p.every for p in regularizers.parse(config.penalties)]
+  if config.r1_weight:
+    lazy.append(config.r1_every)
   for field, meaning in (("scan_unroll", "0 = automatic"),
                          ("ema_start", "the first step averaged"),
                          ("lr_warmup_steps", "0 = no warm-up"),
@@ -156,11 +168,13 @@ def validate(config, num_devices: int) -> None:
     _fail("eval_every", config.eval_every,
           f"no evaluation classifier exists for {config.dataset}; set 0 "
           "(evaluate samples with your own tools)")
-  if config.r1_weight and config.steps_per_call % config.r1_every:
-    _fail("r1_every", config.r1_every,
-          f"must divide config.steps_per_call={config.steps_per_call}: each "
-          "fused call holds whole groups of one R1 step and r1_every - 1 "
-          "plain ones")
+  period = math.lcm(1, *lazy)
+  if config.steps_per_call % period:
+    field = "penalties" if config.penalties else "r1_every"
+    _fail(field, config[field],
+          f"the lazy penalties' period ({period} steps) must divide "
+          f"config.steps_per_call={config.steps_per_call}: each fused call "
+          "holds whole periods")
   for field in ("num_steps", "log_every", "sample_every", "checkpoint_every",
                 "eval_every"):
     if config[field] % config.steps_per_call:

@@ -120,7 +120,7 @@ def _run_workdir(workdir):
       source=config.data_source, tfds_data_dir=config.tfds_data_dir or None)
   logging.info("Scoring %d samples from %s step %d", FLAGS.num_samples,
                workdir, step)
-  return trainer.evaluate_generator(
+  return trainer.evaluate_checkpoint(
       evaluator, sampler, g_vars, workdir, step, config.latent_dim,
       FLAGS.num_samples, FLAGS.seed)
 

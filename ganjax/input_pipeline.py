@@ -79,6 +79,15 @@ SPECS = {
 
 SOURCES = ("auto", "idx", "tfds", "npz")
 
+
+def register_dataset(spec: DatasetSpec) -> DatasetSpec:
+  """Makes a dataset available as `config.dataset=spec.name`, read from
+  TFDS, IDX files or .npz files (`config.data_source`, `config.data_dir`)."""
+  if spec.name in SPECS:
+    raise ValueError(f"A dataset named {spec.name!r} is already registered.")
+  SPECS[spec.name] = spec
+  return spec
+
 IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),

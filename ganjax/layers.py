@@ -18,6 +18,8 @@
 timings: `python benchmarks/layer_time.py`.
 """
 
+import contextlib
+import contextvars
 from typing import Any
 
 import flax.linen as nn
@@ -245,6 +247,21 @@ class ConvTranspose(_ConvLayer):
     return _conv_transpose_xla(x, kernel, self.stride)
 
 
+_SEGMENTS = contextvars.ContextVar("ganjax_batch_segments", default=1)
+
+
+@contextlib.contextmanager
+def batch_segments(count: int):
+  """While tracing inside it, a mapped (per-device) batch is `count` equal
+  parts, each a slice of its own part of the global batch (the step's D pass
+  over fakes, then reals); `Dropout` maps its masks accordingly."""
+  token = _SEGMENTS.set(count)
+  try:
+    yield
+  finally:
+    _SEGMENTS.reset(token)
+
+
 class Dropout(nn.Module):
   """Inverted dropout drawing 16 random bits per element, not 32.
 
@@ -259,13 +276,14 @@ class Dropout(nn.Module):
   masks do not depend on the number of devices; on one device this is the
   plain draw. A local batch made of `segments` parts (say fakes, then reals)
   maps each part to its place in the global batch (all fakes, then all
-  reals), as on one device.
+  reals), as on one device; the step says so with `batch_segments`.
   """
   rate: float
   axis_name: Any = None
 
   @nn.compact
-  def __call__(self, x, *, deterministic: bool, segments: int = 1):
+  def __call__(self, x, *, deterministic: bool, segments: int | None = None):
+    segments = segments or _SEGMENTS.get()
     if deterministic or self.rate == 0.0:
       return x
     devices = 1 if self.axis_name is None else jax.lax.axis_size(

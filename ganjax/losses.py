@@ -101,7 +101,16 @@ LOSSES = {
         d=_relativistic, g=lambda fake, real: _relativistic(real, fake),
         g_needs_reals=True),
 }
-NAMES = ("reference", *LOSSES)
+NAMES = ["reference", *LOSSES]  # grows with `register`
+
+
+def register(name: str, loss: GANLoss) -> GANLoss:
+  """Makes `loss` available as `config.loss=name` and `GAN(loss=name)`."""
+  if name in NAMES:
+    raise ValueError(f"A loss named {name!r} is already registered.")
+  LOSSES[name] = loss
+  NAMES.append(name)
+  return loss
 
 
 def get_loss(name: str, bce: Callable | str = "logits") -> GANLoss:

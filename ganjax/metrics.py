@@ -333,6 +333,6 @@ def evaluate_generator(evaluator, sampler, g_vars, latent_dim, num_samples,
   samples = sampling.generate(sampler, g_vars, num_samples, seed, latent_dim,
                               batch_size=SAMPLE_BATCH)
   result = evaluator.evaluate(samples, sample_seed=seed, labels=(
-      sampling.balanced_labels(0, num_samples, sampler.num_classes)))
+      sampling.balanced_labels(0, num_samples, sampling.classes_of(sampler))))
   result["seconds"] = time.perf_counter() - t0
   return result

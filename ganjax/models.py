@@ -23,9 +23,9 @@ Every architecture takes the same options from the config:
 - `d_dropout`: dropout in D, drawn independently of the device count.
 
 Call signatures: `G(z, labels=None, *, train)` -> images in [-1, 1];
-`D(images, labels=None, *, train, segments=1, update_stats=False)` -> logits
-(B,). `update_stats` advances the spectral-norm power iteration (pass
-mutable=["spectral"]).
+`D(images, labels=None, *, train)` -> logits (B,). D's spectral-norm power
+iteration advances when its collection is mutable (`mutable=["spectral"]`),
+as the step makes it in phase 1 (see ganjax.gan).
 """
 
 from typing import Any, Optional
@@ -57,25 +57,28 @@ class _Discriminator(_Module):
   dropout_rate: float = 0.0
   spectral_norm: bool = False
 
-  def layer(self, module, x, update_stats):
-    """`module(x)`, spectrally normalized when configured."""
+  def layer(self, module, x):
+    """`module(x)`, spectrally normalized when configured; the power
+    iteration advances when the "spectral" collection is mutable."""
     if not self.spectral_norm:
       return module(x)
+    update = (self.is_mutable_collection(SPECTRAL)
+              and not self.is_initializing())
     return nn.SpectralNorm(module, collection_name=SPECTRAL)(
-        x, update_stats=update_stats)
+        x, update_stats=update)
 
-  def dropout(self, x, train, segments):
+  def dropout(self, x, train):
     return layers.Dropout(self.dropout_rate, self.axis_name)(
-        x, deterministic=not train, segments=segments)
+        x, deterministic=not train)
 
-  def head(self, features_BxF, labels, update_stats):
+  def head(self, features_BxF, labels):
     """Linear logit, plus the projection <embed(y), features> if conditional."""
     logits = self.layer(nn.Dense(1, kernel_init=_glorot, dtype=self.dtype),
-                        features_BxF, update_stats)[:, 0]
+                        features_BxF)[:, 0]
     if self.num_classes:
       embed = nn.Embed(self.num_classes, features_BxF.shape[-1],
                        embedding_init=_glorot, name="projection")
-      logits = logits + (self.layer(embed, labels, update_stats)
+      logits = logits + (self.layer(embed, labels)
                          * features_BxF).sum(-1)
     return logits.astype(jnp.float32)
 
@@ -113,15 +116,13 @@ class Discriminator(_Discriminator):
   dropout_rate: float = 0.4
 
   @nn.compact
-  def __call__(self, images_BxHxWxC, labels=None, *, train: bool,
-               segments: int = 1, update_stats: bool = False):
-    """`segments`: the batch is that many equal parts (see layers.Dropout)."""
+  def __call__(self, images_BxHxWxC, labels=None, *, train: bool):
     x = images_BxHxWxC
     for features in (self.width, 2 * self.width):
       x = self.layer(layers.Conv(features, impl=self.conv_impl,
-                                 dtype=self.dtype), x, update_stats)
-      x = self.dropout(nn.leaky_relu(x, 0.2), train, segments)
-    return self.head(x.reshape(x.shape[0], -1), labels, update_stats)
+                                 dtype=self.dtype), x)
+      x = self.dropout(nn.leaky_relu(x, 0.2), train)
+    return self.head(x.reshape(x.shape[0], -1), labels)
 
 
 class Generator32(_Module):
@@ -149,8 +150,7 @@ class Discriminator32(_Discriminator):
   """dcgan32: images (B, 32, 32, C) -> logits (B,)."""
 
   @nn.compact
-  def __call__(self, images_BxHxWxC, labels=None, *, train: bool,
-               segments: int = 1, update_stats: bool = False):
+  def __call__(self, images_BxHxWxC, labels=None, *, train: bool):
     w, x = self.width, images_BxHxWxC
     for features, kernel, stride in ((w, 3, 1), (w, 4, 2), (2 * w, 3, 1),
                                      (2 * w, 4, 2), (4 * w, 3, 1),
@@ -158,9 +158,9 @@ class Discriminator32(_Discriminator):
       conv = layers.Conv(features, kernel_size=kernel, stride=stride,
                          impl=self.conv_impl if stride > 1 else "xla",
                          dtype=self.dtype)
-      x = nn.leaky_relu(self.layer(conv, x, update_stats), 0.1)
-    x = self.dropout(x, train, segments)
-    return self.head(x.reshape(x.shape[0], -1), labels, update_stats)
+      x = nn.leaky_relu(self.layer(conv, x), 0.1)
+    x = self.dropout(x, train)
+    return self.head(x.reshape(x.shape[0], -1), labels)
 
 
 class _CondBatchNorm(nn.Module):
@@ -224,11 +224,10 @@ class DiscriminatorResNet32(_Discriminator):
   """resnet32: images (B, 32, 32, C) -> logits; residual blocks of width 2w."""
 
   @nn.compact
-  def __call__(self, images_BxHxWxC, labels=None, *, train: bool,
-               segments: int = 1, update_stats: bool = False):
+  def __call__(self, images_BxHxWxC, labels=None, *, train: bool):
     ch = 2 * self.width
     conv = lambda x, kernel_size=3: self.layer(
-        _conv3(ch, self.dtype, kernel_size), x, update_stats)
+        _conv3(ch, self.dtype, kernel_size), x)
     x = images_BxHxWxC
     # Optimized first block: conv, relu, conv, pool; shortcut pool, 1x1 conv.
     h = _downsample(conv(nn.relu(conv(x))))
@@ -239,8 +238,8 @@ class DiscriminatorResNet32(_Discriminator):
         x = _downsample(h) + _downsample(conv(x, kernel_size=1))
       else:
         x = h + x
-    x = self.dropout(nn.relu(x), train, segments)
-    return self.head(x.sum((1, 2)), labels, update_stats)
+    x = self.dropout(nn.relu(x), train)
+    return self.head(x.sum((1, 2)), labels)
 
 
 ARCHITECTURES = {
@@ -248,6 +247,16 @@ ARCHITECTURES = {
     "dcgan32": (Generator32, Discriminator32, (32, 32)),
     "resnet32": (GeneratorResNet32, DiscriminatorResNet32, (32, 32)),
 }
+
+
+def register_architecture(name: str, generator_cls, discriminator_cls,
+                          image_size) -> None:
+  """Makes a (G, D) pair available as `config.architecture=name`; both
+  classes take the options `make_models` passes (see `_Module`), for
+  `image_size` (H, W) images."""
+  if name in ARCHITECTURES:
+    raise ValueError(f"An architecture named {name!r} is already registered.")
+  ARCHITECTURES[name] = (generator_cls, discriminator_cls, tuple(image_size))
 
 
 def get_architecture(name: str):

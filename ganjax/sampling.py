@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ganjax import images as images_lib
-from ganjax import train_step
+from ganjax import gan as gan_lib
 
 # Noise vectors that measure an EMA generator's BatchNorm statistics, and the
 # seed they are drawn with (fixed: sampling is a function of the checkpoint).
@@ -26,10 +26,10 @@ def sampling_variables(sampler, state, latent_dim: int) -> dict:
   by the live G, whose weights differ from the average.
   """
   if state.g_ema_params is None:
-    return train_step.g_variables(state.g_params, state.g_batch_stats)
+    return gan_lib.g_variables(state.g_params, state.g_batch_stats)
   if not state.g_batch_stats:
-    return train_step.g_variables(state.g_ema_params, {})
-  return train_step.g_variables(state.g_ema_params, standing_statistics(
+    return gan_lib.g_variables(state.g_ema_params, {})
+  return gan_lib.g_variables(state.g_ema_params, standing_statistics(
       sampler, state.g_ema_params, state.g_batch_stats, latent_dim=latent_dim))
 
 
@@ -50,11 +50,11 @@ def standing_statistics(sampler, params, batch_stats, *, latent_dim: int,
   momentum m, without reading it from the modules.
   """
   z = jax.random.normal(jax.random.key(seed), (num_samples, latent_dim))
-  labels = (jnp.arange(num_samples) % sampler.num_classes
-            if sampler.num_classes else None)
+  num_classes = classes_of(sampler)
+  labels = jnp.arange(num_samples) % num_classes if num_classes else None
   def moving_average_from(value):
     old = jax.tree.map(lambda x: jnp.full_like(x, value), batch_stats)
-    return train_step.apply_g_train(sampler, params, old, z, labels)[1]
+    return gan_lib.apply_g_train(sampler, params, old, z, labels)[1]
   new_0, new_1 = moving_average_from(0.0), moving_average_from(1.0)
   return jax.tree.map(lambda a, b: a / (1.0 - (b - a)), new_0, new_1)
 
@@ -63,7 +63,13 @@ def standing_statistics(sampler, params, batch_stats, *, latent_dim: int,
 def inference_fn(sampler):
   """G in inference mode, jitted once per generator module: (variables, z,
   labels or None) -> images."""
-  return jax.jit(lambda v, z, y=None: sampler.apply(v, z, y, train=False))
+  return jax.jit(lambda v, z, y=None: sampler.apply(
+      v, z, *(() if y is None else (y,)), train=False))
+
+
+def classes_of(generator) -> int:
+  """A conditional generator's number of classes (its `num_classes`), or 0."""
+  return getattr(generator, "num_classes", 0)
 
 
 def balanced_labels(start: int, num: int, num_classes: int):
@@ -85,7 +91,7 @@ def generate(sampler, g_vars, num: int, seed: int, latent_dim: int,
     n = min(batch_size, num - start)
     z = jax.random.normal(jax.random.fold_in(key, start), (n, latent_dim))
     out.append(images_lib.to_uint8(apply(
-        g_vars, z, balanced_labels(start, n, sampler.num_classes))))
+        g_vars, z, balanced_labels(start, n, classes_of(sampler)))))
   return np.concatenate(out)
 
 

@@ -58,8 +58,8 @@ def fashion_train():
 
 
 def smoke_config(**overrides):
-  from experiments import fashion  # pylint: disable=g-import-not-at-top
-  config = fashion.get_config("smoke")
+  from ganjax import recipes  # pylint: disable=g-import-not-at-top
+  config = recipes.load(os.path.join(REPO, "experiments", "fashion.py:smoke"))
   config.update(overrides)
   return config
 

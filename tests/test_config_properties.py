@@ -14,11 +14,13 @@ import ml_collections
 import numpy as np
 import pytest
 
+from ganjax import build
 from ganjax import configs
 from ganjax import input_pipeline
 from ganjax import losses
 from ganjax import models
 from ganjax import optimizers
+from ganjax import regularizers
 from ganjax import trainer
 from tests.conftest import smoke_config
 
@@ -57,7 +59,8 @@ FIELDS = {
     "conv_impl": st.sampled_from(["auto", "xla", "matmul", "hybrid", "fft"]),
     "dataset": st.sampled_from([*sorted(input_pipeline.SPECS), "imagenet",
                                 3]),
-    "parallelism": st.sampled_from(["pmap", "shard_map", "gspmd"]),
+    "parallelism": st.sampled_from(["pmap", "shard_map", "sharding",
+                                    "gspmd"]),
     "loss": st.sampled_from(["reference", "hinge", "relativistic", "wgan",
                              None]),
     "architecture": st.sampled_from([*sorted(models.ARCHITECTURES),
@@ -69,6 +72,9 @@ FIELDS = {
     "gp_weight": _FLOATS,
     "r1_weight": _FLOATS,
     "r1_every": _INTS,
+    "penalties": st.sampled_from(["", "r1:1", "gp:0.5,r1:1:4", "r1:1:3",
+                                  "drift:1", "r1", "r1:x", "r1:-1",
+                                  "r1:1:0", 3, None]),
     "ema_decay": _FLOATS,
     "ema_start": _INTS,
     "conditional": st.sampled_from([True, False, 1, 0, "yes", None]),
@@ -110,7 +116,8 @@ def _classify(overrides):
 TIED = {
     "architecture": {"dataset"},  # must make the dataset's image size
     "eval_every": {"dataset", "steps_per_call"},  # needs a classifier
-    "r1_every": {"r1_weight", "steps_per_call"},
+    "r1_every": {"r1_weight", "steps_per_call", "penalties"},
+    "penalties": {"r1_every", "r1_weight", "steps_per_call"},
     "num_seeds": {"seed"},
     "lr_schedule": {"lr_warmup_steps", "lr_decay_steps"},
     "lr_decay_steps": {"lr_schedule", "lr_warmup_steps"},
@@ -128,6 +135,7 @@ TIED = {
 @example({"seed": 2**32 - 1, "num_seeds": 2})
 @example({"dataset": "cifar10"})
 @example({"r1_weight": 1.0, "r1_every": 3})
+@example({"penalties": "r1:1:3"})
 @example({"lr_schedule": "linear"})
 @example({"lr_decay_steps": 4})
 @example({"lr_schedule": "cosine", "lr_decay_steps": 4})
@@ -159,14 +167,14 @@ def _abstract_step(config):
   them (jax.eval_shape): what an accepted config must get through."""
   spec = input_pipeline.get_spec(config.dataset)
   num_examples = 64
-  state = jax.eval_shape(lambda: trainer.initial_state(
-      config, trainer.make_keys(config.seed), num_examples))
+  state = jax.eval_shape(lambda: build.initial_state(
+      config, build.make_keys(config.seed), num_examples))
   shape = (NUM_DEVICES, num_examples,
            *input_pipeline._stored_shape(spec))  # pylint: disable=protected-access
   data = {"images": jax.ShapeDtypeStruct(shape, np.uint8)}
   if config.conditional:
     data["labels"] = jax.ShapeDtypeStruct(shape[:2], np.uint8)
-  train_fn = trainer.compile_train_fn(
+  train_fn = build.compile_train_fn(
       config, jax.local_devices()[:NUM_DEVICES], seeds=True)
   states, metrics = jax.eval_shape(train_fn, (state,) * config.num_seeds,
                                    data)
@@ -185,6 +193,8 @@ _PLAUSIBLE = st.fixed_dictionaries({}, optional={
                                 "color,translation,cutout"]),
     "gp_weight": st.sampled_from([0.0, 10.0]),
     "r1_weight": st.sampled_from([0.0, 0.1]),
+    "penalties": st.sampled_from(
+        ["", *(f"{name}:0.1" for name in sorted(regularizers.PENALTIES))]),
     "ema_decay": st.sampled_from([0.0, 0.99]),
     "conditional": st.booleans(),
     "spectral_norm": st.booleans(),

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from ganjax import build
 from ganjax import checkpointing
 from ganjax import metric_writers
 from ganjax import trainer
@@ -23,12 +24,12 @@ def _poison_call(monkeypatch, call, seed_index=0):
   the whole run, rollbacks included) report d_loss NaN for the run's seed
   number `seed_index` (the state stays as computed)."""
   calls = {call} if isinstance(call, int) else set(call)
-  compile_real = trainer.compile_train_fn
+  compile_real = build.compile_train_fn
   count = {"calls": 0}
 
-  def compile_poisoned(config, devices, bce=None, seeds=False):
+  def compile_poisoned(config, devices, gan=None, seeds=False):
     assert seeds  # the trainer steps a tuple of states, one per seed
-    train_fn = compile_real(config, devices, bce, seeds)
+    train_fn = compile_real(config, devices, gan, seeds)
 
     def poisoned(states, data):
       count["calls"] += 1
@@ -40,7 +41,7 @@ def _poison_call(monkeypatch, call, seed_index=0):
             d_loss=metrics[seed_index]["d_loss"] * jnp.nan)
       return states, tuple(metrics)
     return poisoned
-  monkeypatch.setattr(trainer, "compile_train_fn", compile_poisoned)
+  monkeypatch.setattr(build, "compile_train_fn", compile_poisoned)
   return count
 
 

@@ -14,6 +14,7 @@ import jax
 import numpy as np
 import pytest
 
+from ganjax import build
 from ganjax import checkpointing
 from ganjax import distributed
 from ganjax import metric_writers
@@ -157,8 +158,8 @@ def test_a_signal_to_any_process_stops_all_at_one_step(tmp_path):
   _train_two_processes(workdir, *final)
   straight = str(tmp_path / "straight")
   _train_two_processes(straight, *final)
-  template = jax.eval_shape(lambda: trainer.initial_state(
-      smoke_config(), trainer.make_keys(0), 60000))
+  template = jax.eval_shape(lambda: build.initial_state(
+      smoke_config(), build.make_keys(0), 60000))
   restored = []
   for run in (workdir, straight):
     checkpointer = checkpointing.Checkpointer(

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import scipy.stats
 
+from ganjax import build
 from ganjax import metric_writers
 from ganjax import report
 from ganjax import seeds as seeds_lib
-from ganjax import train_step
+from ganjax import parallel
 from ganjax import trainer
 from tests.conftest import REPO, assert_identical, leaves, smoke_config
 from tests.conftest import subprocess_env
@@ -147,11 +148,11 @@ def test_vmapped_seeds_agree_with_single_runs(fashion_train):
   config = smoke_config(num_seeds=2, seed_batching="vmap", batch_size=8,
                         steps_per_call=2)
   devices = jax.local_devices()[:1]
-  data = train_step.replicate_data(fashion_train[0], devices)
-  init = lambda seed: train_step.replicate_state(
-      trainer.initial_state(config, trainer.make_keys(seed), 60000), devices)
-  batched = trainer.compile_train_fn(config, devices, seeds=True)
-  single = trainer.compile_train_fn(config, devices)
+  data = parallel.replicate_data(fashion_train[0], devices)
+  init = lambda seed: parallel.replicate_state(
+      build.initial_state(config, build.make_keys(seed), 60000), devices)
+  batched = build.compile_train_fn(config, devices, seeds=True)
+  single = build.compile_train_fn(config, devices)
   states = (init(0), init(1))
   for _ in range(2):
     states, metrics = batched(states, data)

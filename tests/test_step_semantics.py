@@ -9,8 +9,6 @@ label alignment visible), so the expected values need no tolerance fitted
 to a measurement.
 """
 
-import dataclasses
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -18,37 +16,40 @@ import numpy as np
 import optax
 import pytest
 
+import ganjax
+
+from ganjax import build
 from ganjax import augment as augment_lib
 from ganjax import losses
 from ganjax import models
 from ganjax import sampling
-from ganjax import train_step
+from ganjax import parallel
+from ganjax import regularizers
 from ganjax import trainer
 from tests.conftest import assert_identical, leaves, smoke_config
 
 LATENT = 8
 
 
-def _step(generator, discriminator, images, labels=None, *, recipe,
-          g_tx=None, d_tx=None, batch_size=8, ema=False, calls=1):
+def _step(generator, discriminator, images, labels=None, *, batch_size=8,
+          calls=1, **gan_fields):
   """(state before, state after `calls` steps, last metrics) on one device,
-  through the same `make_train_fn` the trainer uses."""
-  g_tx = g_tx or optax.sgd(1e-2)
-  d_tx = d_tx or optax.sgd(1e-2)
+  through the same `make_train_fn` the trainer uses. `gan_fields` are
+  `GAN`'s (SGD at 1e-2 for both networks unless given)."""
+  gan_fields = {"g_optimizer": optax.sgd(1e-2), "d_optimizer": optax.sgd(1e-2),
+                **gan_fields}
+  gan = ganjax.GAN(generator=generator, discriminator=discriminator,
+                   latent_dim=LATENT, **gan_fields)
   devices = jax.local_devices()[:1]
-  keys = trainer.make_keys(0)
-  state = train_step.init_state(
-      generator=generator, discriminator=discriminator, g_tx=g_tx, d_tx=d_tx,
-      latent_dim=LATENT, image_shape=images.shape[1:3] + (1,),
-      num_examples=len(images), init_key=keys["init"],
-      noise_key=keys["noise"], data_key=keys["data"], ema=ema)
+  keys = build.make_keys(0)
+  state = gan.init(keys["init"], images.shape[1:3] + (1,),
+                   noise_key=keys["noise"], data_key=keys["data"],
+                   num_examples=len(images))
   before = jax.device_get(state)
-  train_fn = train_step.make_train_fn(
-      generator=generator, discriminator=discriminator, g_tx=g_tx, d_tx=d_tx,
-      recipe=recipe, batch_size=batch_size, latent_dim=LATENT,
-      steps_per_call=1, devices=devices)
-  state = train_step.replicate_state(state, devices)
-  data = train_step.replicate_data(images, devices, labels)
+  train_fn = parallel.make_train_fn(gan, batch_size=batch_size,
+                                    steps_per_call=1, devices=devices)
+  state = parallel.replicate_state(state, devices)
+  data = parallel.replicate_data(images, devices, labels)
   for _ in range(calls):
     state, metrics = train_fn(state, data)
   return before, jax.device_get(state), jax.device_get(metrics)
@@ -56,7 +57,7 @@ def _step(generator, discriminator, images, labels=None, *, recipe,
 
 def _reference_models():
   config = smoke_config(d_dropout=0.0, latent_dim=LATENT, conv_impl="xla")
-  return models.make_models(config, train_step.AXIS)
+  return models.make_models(config, parallel.AXIS)
 
 
 def _scaled(loss, d=1.0, g=1.0):
@@ -82,21 +83,20 @@ def test_each_phase_updates_only_its_network(images):
   reached the other network, through its own optimizer or the other's."""
   g, d = _reference_models()
   loss = losses.get_loss("reference")
-  recipe = train_step.Recipe(loss=loss)
-  _, base, _ = _step(g, d, images, recipe=recipe)
-  _, g_scaled, _ = _step(g, d, images, recipe=dataclasses.replace(
-      recipe, loss=_scaled(loss, g=1000.0)))
+  _, base, _ = _step(g, d, images, loss=loss)
+  _, g_scaled, _ = _step(g, d, images, loss=_scaled(loss, g=1000.0))
   assert_identical(base.d_params, g_scaled.d_params)
   assert _differs(base.g_params, g_scaled.g_params)
 
-  frozen_d = dict(d_tx=optax.sgd(0.0))
-  before, still, _ = _step(g, d, images, recipe=recipe, **frozen_d)
-  _, d_scaled, _ = _step(g, d, images, recipe=dataclasses.replace(
-      recipe, loss=_scaled(loss, d=1000.0)), **frozen_d)
+  frozen_d = dict(d_optimizer=optax.sgd(0.0))
+  before, still, _ = _step(g, d, images, loss=loss, **frozen_d)
+  _, d_scaled, _ = _step(g, d, images, loss=_scaled(loss, d=1000.0),
+                         **frozen_d)
   assert_identical(before.d_params, still.d_params)
   assert_identical(still.g_params, d_scaled.g_params)
   assert _differs(before.g_params, still.g_params)
-  before, still, _ = _step(g, d, images, recipe=recipe, g_tx=optax.sgd(0.0))
+  before, still, _ = _step(g, d, images, loss=loss,
+                           g_optimizer=optax.sgd(0.0))
   assert_identical(before.g_params, still.g_params)
   assert _differs(before.d_params, still.d_params)
 
@@ -107,9 +107,8 @@ class _LinearD(nn.Module):
   float32 rounding)."""
 
   @nn.compact
-  def __call__(self, images, labels=None, *, train, segments=1,
-               update_stats=False):
-    del labels, train, segments, update_stats
+  def __call__(self, images, labels=None, *, train):
+    del labels, train
     dense = nn.Dense(1, kernel_init=nn.initializers.normal(0.1))
     return dense(images.reshape(images.shape[0], -1))[:, 0]
 
@@ -123,11 +122,11 @@ def test_penalty_value_and_gradient_reach_d(images, penalty):
   g, _ = _reference_models()
   d = _LinearD()
   lr, weight = 1e-2, 3.0
-  recipe = train_step.Recipe(loss=losses.get_loss("non_saturating"))
-  penalized = dataclasses.replace(recipe, **{f"{penalty}_weight": weight})
-  before, plain, _ = _step(g, d, images, recipe=recipe, d_tx=optax.sgd(lr))
-  _, with_penalty, metrics = _step(g, d, images, recipe=penalized,
-                                   d_tx=optax.sgd(lr))
+  common = dict(loss="non_saturating", d_optimizer=optax.sgd(lr))
+  before, plain, _ = _step(g, d, images, **common)
+  _, with_penalty, metrics = _step(
+      g, d, images, penalties=(regularizers.Penalty(penalty, weight),),
+      **common)
   a = np.asarray(before.d_params["Dense_0"]["kernel"], np.float64)[:, 0]
   norm = np.linalg.norm(a)
   value, grad = {"gp": ((norm - 1) ** 2, 2 * (norm - 1) * a / norm),
@@ -156,10 +155,9 @@ def test_diffaugment_reaches_every_input_of_d(images, monkeypatch):
   monkeypatch.setattr(augment_lib, "augment", _zeros_augment(calls))
   g, d = _reference_models()
   loss = losses.get_loss("relativistic")
-  recipe = train_step.Recipe(loss=loss,
-                             augment=augment_lib.parse_policy("translation"))
-  before, after, metrics = _step(g, d, images, recipe=recipe,
-                                 g_tx=optax.rmsprop(1e-3))
+  before, after, metrics = _step(
+      g, d, images, loss=loss, augment=augment_lib.parse_policy("translation"),
+      g_optimizer=optax.rmsprop(1e-3))
   assert len(calls) == 4  # D: fakes, reals; G: reals, fakes
   assert metrics["d_real"] == metrics["d_fake"]
   assert_identical(before.g_params, after.g_params)
@@ -178,9 +176,8 @@ def test_relativistic_generator_loss_reads_the_reals(images):
   other = 255 - images  # another real set, same everything else
   g_losses = {}
   for name in ("non_saturating", "relativistic"):
-    recipe = train_step.Recipe(loss=losses.get_loss(name))
-    g_losses[name] = [float(_step(g, d, x, recipe=recipe,
-                                  d_tx=optax.sgd(0.0))[2]["g_loss"])
+    g_losses[name] = [float(_step(g, d, x, loss=name,
+                                  d_optimizer=optax.sgd(0.0))[2]["g_loss"])
                       for x in (images, other)]
   assert g_losses["non_saturating"][0] == g_losses["non_saturating"][1]
   assert g_losses["relativistic"][0] != g_losses["relativistic"][1]
@@ -207,9 +204,8 @@ class _LabelChecker(nn.Module):
   """logit 3 where the image's grey is its label's, else -3."""
 
   @nn.compact
-  def __call__(self, images, labels=None, *, train, segments=1,
-               update_stats=False):
-    del train, segments, update_stats
+  def __call__(self, images, labels=None, *, train):
+    del train
     bias = nn.Dense(1)(images.reshape(images.shape[0], -1))[:, 0] * 0.0
     match = jnp.abs(images.mean((1, 2, 3)) - _grey(labels)) < 0.05
     return jnp.where(match, 3.0, -3.0) + bias
@@ -223,11 +219,10 @@ def test_labels_stay_with_their_images():
   labels = rng.integers(0, 10, 80).astype(np.uint8)
   images = np.broadcast_to((labels * 28).astype(np.uint8)[:, None, None],
                            (80, 28, 28)).copy()
-  recipe = train_step.Recipe(loss=losses.get_loss("reference"),
-                             num_classes=10, ema_decay=0.5)
   g = _LabelPainter()
   _, state, metrics = _step(g, _LabelChecker(), images, labels,
-                            recipe=recipe, ema=True, calls=3)
+                            loss=losses.get_loss("reference"), num_classes=10,
+                            ema_decay=0.5, calls=3)
   match = float(jax.nn.sigmoid(3.0))
   np.testing.assert_allclose([metrics["d_real"], metrics["d_fake"]],
                              [match, match], rtol=1e-6)
@@ -251,16 +246,15 @@ class _BatchNormConstant(nn.Module):
     del labels
     h = nn.Dense(1)(z) * 0.0 + 5.0
     h = nn.BatchNorm(use_running_average=not train, epsilon=1e-3,
-                     axis_name=train_step.AXIS if train else None)(h)
+                     axis_name=parallel.AXIS if train else None)(h)
     return jnp.broadcast_to(h[:, :, None, None], (z.shape[0], 28, 28, 1))
 
 
 class _MeanD(nn.Module):
 
   @nn.compact
-  def __call__(self, images, labels=None, *, train, segments=1,
-               update_stats=False):
-    del labels, train, segments, update_stats
+  def __call__(self, images, labels=None, *, train):
+    del labels, train
     bias = nn.Dense(1)(images.reshape(images.shape[0], -1))[:, 0] * 0.0
     return images.mean((1, 2, 3)) + bias
 
@@ -270,9 +264,8 @@ class _MeanD(nn.Module):
 def test_phase1_batchnorm_mode(images, phase1_bn, fake_logit):
   """config.phase1_bn: D's fakes come from G with batch statistics, or
   (Keras) with G's moving statistics."""
-  recipe = train_step.Recipe(loss=losses.get_loss("reference"),
-                             phase1_bn=phase1_bn)
   _, _, metrics = _step(_BatchNormConstant(), _MeanD(), images,
-                        recipe=recipe)
+                        loss=losses.get_loss("reference"),
+                        phase1_bn=phase1_bn)
   np.testing.assert_allclose(metrics["d_fake"], jax.nn.sigmoid(fake_logit),
                              rtol=1e-6)

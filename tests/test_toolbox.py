@@ -7,15 +7,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from ganjax import build
 from ganjax import augment
 from ganjax import configs
+from ganjax import gan as gan_lib
 from ganjax import losses
 from ganjax import metrics
 from ganjax import models
 from ganjax import optimizers
 from ganjax import regularizers
 from ganjax import sampling
-from ganjax import train_step
+from ganjax import parallel
 from ganjax import trainer
 from tests.conftest import smoke_config
 
@@ -79,6 +81,16 @@ def test_unknown_names_list_the_valid_ones(field, value, valid):
     configs.validate(config, 1)
 
 
+def _r1(d_fn, reals):
+  return regularizers.r1_penalty(d_fn, reals, None, key=None, rows=None)
+
+
+def _gp(d_fn, reals, fakes, key):
+  """WGAN-GP with its e ~ U[0, 1] drawn from `key` for the whole batch."""
+  return regularizers.gradient_penalty(d_fn, reals, fakes, key=key,
+                                       rows=(0, reals.shape[0]))
+
+
 def test_gradient_penalties_of_known_functions():
   """For D(x) = <a, x>, grad D = a everywhere: GP = (|a| - 1)^2 and
   R1 = |a|^2 / 2. For D(x) = |x|^2 / 2, grad D = x: R1 = E|x|^2 / 2."""
@@ -90,19 +102,19 @@ def test_gradient_penalties_of_known_functions():
   norm_a = float(jnp.linalg.norm(a))
   eps = jax.random.uniform(key, (6,))
   np.testing.assert_allclose(
-      regularizers.gradient_penalty(linear, reals, fakes, eps),
+      _gp(linear, reals, fakes, key),
       (norm_a - 1) ** 2, rtol=1e-5)
-  np.testing.assert_allclose(regularizers.r1_penalty(linear, reals),
+  np.testing.assert_allclose(_r1(linear, reals),
                              norm_a ** 2 / 2, rtol=1e-5)
   quadratic = lambda x: 0.5 * jnp.square(x).sum((1, 2, 3))
   np.testing.assert_allclose(
-      regularizers.r1_penalty(quadratic, reals),
+      _r1(quadratic, reals),
       0.5 * np.mean(np.square(np.asarray(reals)).sum((1, 2, 3))), rtol=1e-5)
   # GP at x_hat = e r + (1 - e) f: for the quadratic, grad = x_hat.
   e = eps[:, None, None, None]
   mixed = np.asarray(e * reals + (1 - e) * fakes).reshape(6, -1)
   np.testing.assert_allclose(
-      regularizers.gradient_penalty(quadratic, reals, fakes, eps),
+      _gp(quadratic, reals, fakes, key),
       np.mean((np.linalg.norm(mixed, axis=1) - 1) ** 2), rtol=1e-5)
 
 
@@ -119,10 +131,7 @@ def test_penalty_gradients_agree_across_conv_impls(impl):
 
     def total(p):
       d_fn = lambda x: d.apply({"params": p}, x, train=False)
-      return (regularizers.r1_penalty(d_fn, images)
-              + regularizers.gradient_penalty(
-                  d_fn, images, fakes, jax.random.uniform(jax.random.key(3),
-                                                          (4,))))
+      return _r1(d_fn, images) + _gp(d_fn, images, fakes, jax.random.key(3))
     return jax.grad(total)(params)
 
   for a, b in zip(jax.tree.leaves(grads(impl)), jax.tree.leaves(grads("xla"))):
@@ -136,7 +145,8 @@ def test_spectral_norm_matches_the_svd():
   d = models.Discriminator(width=8, spectral_norm=True, dropout_rate=0.0)
   x = jax.random.normal(jax.random.key(0), (2, 28, 28, 1))
   variables = d.init(jax.random.key(1), x, train=False)
-  update = jax.jit(lambda v: d.apply(v, x, train=False, update_stats=True,
+  # The power iteration advances when the collection is mutable.
+  update = jax.jit(lambda v: d.apply(v, x, train=False,
                                      mutable=[models.SPECTRAL])[1])
   for _ in range(60):
     variables = {"params": variables["params"], **update(variables)}
@@ -238,11 +248,11 @@ def test_diffaugment_sizes_are_validated():
 def _steps(config, calls, num_devices=1, images=None, labels=None):
   """The states after each of `calls` single-step calls."""
   devices = jax.local_devices()[:num_devices]
-  state = train_step.replicate_state(
-      trainer.initial_state(config, trainer.make_keys(config.seed),
+  state = parallel.replicate_state(
+      build.initial_state(config, build.make_keys(config.seed),
                             images.shape[0]), devices)
-  train_fn = trainer.compile_train_fn(config, devices)
-  data = train_step.replicate_data(images, devices, labels)
+  train_fn = build.compile_train_fn(config, devices)
+  data = parallel.replicate_data(images, devices, labels)
   out = []
   for _ in range(calls):
     state, metrics = train_fn(state, data)
@@ -334,7 +344,7 @@ def test_ema_generator_samples_with_its_own_batchnorm_statistics(
   assert g_vars["params"] is state.g_ema_params
   z = jax.random.normal(jax.random.key(sampling.STANDING_STATS_SEED),
                         (sampling.STANDING_STATS_SAMPLES, config.latent_dim))
-  in_training, _ = train_step.apply_g_train(
+  in_training, _ = gan_lib.apply_g_train(
       sampler, state.g_ema_params, state.g_batch_stats, z, None)
   sampled = sampler.apply(g_vars, z, train=False)
   # float32 rounding of statistics over 4096 x 7 x 7 values (and of the
@@ -362,13 +372,13 @@ def test_lazy_r1_is_one_weighted_step_in_r1_every(fashion_train):
   lazy = smoke_config(steps_per_call=2, r1_weight=0.5, r1_every=2, **base)
   ((lazy_state, lazy_metrics),) = _steps(lazy, 1, images=images)
   devices = jax.local_devices()[:1]
-  state = train_step.replicate_state(trainer.initial_state(
-      lazy, trainer.make_keys(lazy.seed), images.shape[0]), devices)
-  data = train_step.replicate_data(images, devices)
+  state = parallel.replicate_state(build.initial_state(
+      lazy, build.make_keys(lazy.seed), images.shape[0]), devices)
+  data = parallel.replicate_data(images, devices)
   r1_values = []
   for weight in (1.0, 0.0):  # = 2 x 0.5, then none
     config = smoke_config(steps_per_call=1, r1_weight=weight, **base)
-    state, metrics = trainer.compile_train_fn(config, devices)(state, data)
+    state, metrics = build.compile_train_fn(config, devices)(state, data)
     r1_values.append(float(metrics.get("r1", 0.0)))
   assert r1_values[0] > 0
   # The logged penalty is that of the step that computes it (not halved by

@@ -11,6 +11,7 @@ import pytest
 from ganjax import checkpointing
 from ganjax import input_pipeline
 from ganjax import metric_writers
+from ganjax import rundir
 from ganjax import trainer
 from tests.conftest import assert_identical, leaves, smoke_config
 
@@ -166,7 +167,7 @@ def test_reproduce_report_names_what_differs(smoke_run, tmp_path):
   workdir, _ = smoke_run
   with open(os.path.join(workdir, "run.json"), encoding="utf-8") as f:
     manifest = json.load(f)
-  assert manifest["config_sha256"] == trainer.config_sha256(smoke_config())
+  assert manifest["config_sha256"] == rundir.config_sha256(smoke_config())
   assert "--xla_force_host_platform_device_count=4" in manifest["xla_flags"]
   assert manifest["jax_config"]["jax_numpy_rank_promotion"] == "raise"
   # The cores XLA:CPU may use change a step's float results.

@@ -1,0 +1,70 @@
+"""SHA-256 of the training state after a few steps of each recipe: a change
+that should not alter the result (a refactor of the step) must leave these
+hashes as they were.
+
+  python benchmarks/step_hash.py                    # all recipes, 10 steps
+  python benchmarks/step_hash.py --recipes=experiments/fashion.py --steps=10
+
+Each recipe trains `--steps` steps at batch 64 (evaluation, grids and
+checkpoints other than the last off) in a temporary directory with
+`ganjax.trainer.train_and_evaluate`; the hash covers every array of the
+returned state, in tree order. The hash depends on the machine's float
+arithmetic (XLA:CPU's thread count among it): compare hashes made on one
+machine, with the same CPUs usable.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import tempfile
+
+import jax
+import numpy as np
+
+from ganjax import recipes
+from ganjax import trainer
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RECIPES = ("fashion.py", "fashion.py:keras", "fashion_conditional_ema.py",
+           "fashion_r1_ema_diffaug.py", "fashion_wgan_gp.py",
+           "fashion_hinge_sn.py", "fashion_ns_adam.py")
+
+
+def state_sha256(state) -> str:
+  digest = hashlib.sha256()
+  for leaf in jax.tree.leaves(jax.device_get(state)):
+    digest.update(np.ascontiguousarray(leaf).tobytes())
+  return digest.hexdigest()
+
+
+def recipe_hash(spec: str, steps: int) -> str:
+  config = recipes.load(spec)
+  config.update(num_steps=steps, steps_per_call=1, batch_size=64,
+                eval_every=0, sample_every=10 ** 9, log_every=steps,
+                checkpoint_every=steps, ema_start=0, r1_every=1)
+  with tempfile.TemporaryDirectory() as workdir:
+    return state_sha256(trainer.train_and_evaluate(config, workdir))
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--recipes", default=",".join(
+      os.path.join(REPO, "experiments", r) for r in RECIPES))
+  parser.add_argument("--steps", type=int, default=10)
+  parser.add_argument("--out", default=None, help="also write JSON here")
+  args = parser.parse_args()
+  hashes = {}
+  for spec in args.recipes.split(","):
+    hashes[os.path.relpath(spec, REPO)] = recipe_hash(spec, args.steps)
+    print(f"{hashes[os.path.relpath(spec, REPO)]}  {spec}", flush=True)
+  if args.out:
+    with open(args.out, "w", encoding="utf-8") as f:
+      json.dump({"steps": args.steps, "jax": jax.__version__,
+                 "cpus_usable": len(os.sched_getaffinity(0)),
+                 "hashes": hashes}, f, indent=2)
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,115 @@
+"""A run directory: its saved config, the check that a workdir holds no other
+run, and run.json, the manifest of everything that can make two runs differ."""
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import jax
+import ml_collections
+import numpy as np
+
+import ganjax
+from ganjax import configs
+from ganjax import distributed
+from ganjax import metric_writers
+from ganjax import parallel
+
+
+def load_run_config(workdir: str) -> ml_collections.ConfigDict:
+  """A run's config.json, with fields added since it was written filled in
+  with the values it ran with."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{path} does not exist: --workdir={workdir} is "
+                            "not a ganjax run directory.")
+  with open(path, encoding="utf-8") as f:
+    return ml_collections.ConfigDict(
+        configs.with_added_defaults(json.load(f)))
+
+
+
+def prepare_workdir(workdir: str, config) -> None:
+  """Creates `workdir`, checks it is writable and holds no other run."""
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    probe = os.path.join(workdir, f".write_test{jax.process_index()}")
+    with open(probe, "w", encoding="utf-8") as f:
+      f.write("ok")
+    os.remove(probe)
+  except OSError as e:
+    raise ValueError(f"--workdir={workdir} is not writable ({e}). Choose a "
+                     "directory you can write to.") from e
+  saved_path = os.path.join(workdir, "config.json")
+  if os.path.exists(saved_path):
+    with open(saved_path, encoding="utf-8") as f:
+      saved = json.load(f)
+    diffs = configs.differences(configs.trajectory_fields(saved),
+                                configs.trajectory_fields(config))
+    if diffs:
+      raise ValueError(
+          f"--workdir={workdir} holds a run of another config; these fields "
+          f"differ (saved -> now): {'; '.join(diffs)}. Use a new --workdir, "
+          "or the saved values to resume that run.")
+  if distributed.is_writer():
+    metric_writers.write_json(saved_path, config.to_dict())
+
+
+def _git(*args):
+  try:
+    return subprocess.run(
+        ["git", *args], capture_output=True, text=True,
+        cwd=os.path.dirname(os.path.abspath(ganjax.__file__)), timeout=10,
+        check=True).stdout.strip()
+  except (OSError, subprocess.SubprocessError):
+    return None
+
+
+def config_sha256(config) -> str:
+  """SHA-256 of the fields that decide the result (`configs.trajectory_fields`)."""
+  return hashlib.sha256(json.dumps(configs.trajectory_fields(config),
+                                   sort_keys=True).encode()).hexdigest()
+
+
+def write_manifest(workdir, config, data_info, conv_impl, devices):
+  """run.json, the reproduce report: everything that can make two runs
+  differ. `python -m ganjax.reproduce` prints it and compares two runs."""
+  if not distributed.is_writer():
+    return
+  import flax, optax, orbax.checkpoint  # pylint: disable=g-import-not-at-top,multiple-imports
+  status = _git("status", "--porcelain", "--untracked-files=no")
+  manifest = {
+      "ganjax": ganjax.__version__, "jax": jax.__version__,
+      "jaxlib": jax.lib.__version__, "flax": flax.__version__,
+      "optax": optax.__version__, "orbax_checkpoint":
+          orbax.checkpoint.__version__, "numpy": np.__version__,
+      "python": sys.version.split()[0], "platform": platform.platform(),
+      "cpu_count": os.cpu_count(),
+      # XLA:CPU sizes its thread pool by the usable cores, and the float
+      # results of a step depend on it (`taskset -c 0` changes them).
+      "cpus_usable": (len(os.sched_getaffinity(0))
+                      if hasattr(os, "sched_getaffinity") else os.cpu_count()),
+      "backend": jax.default_backend(),
+      "devices": [d.device_kind for d in devices],
+      "process_count": jax.process_count(),
+      "seed_batching": (parallel.resolve_seed_batching(config.seed_batching)
+                        if config.num_seeds > 1 else None),
+      "xla_flags": os.environ.get("XLA_FLAGS", ""),
+      "environment": {k: v for k, v in sorted(os.environ.items())
+                      if k.startswith(("JAX_", "XLA_", "TF_CPP"))},
+      "jax_config": {name: jax.config.values.get(name) for name in (
+          "jax_enable_x64", "jax_default_matmul_precision",
+          "jax_threefry_partitionable", "jax_numpy_rank_promotion")},
+      "seed": config.seed, "config_sha256": config_sha256(config),
+      "git_commit": _git("rev-parse", "HEAD"),
+      "git_dirty": None if status is None else bool(status),
+      "conv_impl_resolved": conv_impl,
+      "phase1_bn": config.phase1_bn, "bce": config.bce,
+      "data": data_info, "argv": sys.argv,
+      "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+  }
+  metric_writers.write_json(os.path.join(workdir, "run.json"), manifest)
