@@ -33,7 +33,6 @@ from ganjax import flops  # pylint: disable=g-import-not-at-top,wrong-import-pos
 from ganjax import input_pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import parallel  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import recipes  # pylint: disable=g-import-not-at-top,wrong-import-position
-from ganjax import trainer  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 fashion = recipes.load_module(os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments",
@@ -95,7 +94,7 @@ def main():
   config.conv_impl = args.conv_impl
   devices = jax.local_devices()[:1]
   images, _, _ = input_pipeline.load("fashion_mnist", "train")
-  data = parallel.replicate_data(images, devices)
+  data = build.replicate_data(config, images, None, devices)
   state = parallel.replicate_state(build.initial_state(
       config, build.make_keys(0), len(images)), devices)
   call = build.compile_train_fn(config, devices)

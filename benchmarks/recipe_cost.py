@@ -11,7 +11,6 @@ reference recipe (experiments/fashion.py) measured in the same process.
 """
 
 import argparse
-import importlib
 import json
 import math
 import os
@@ -25,6 +24,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
 from benchmarks.step_time import time_calls, training_call  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import configs  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import input_pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ganjax import recipes  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 RECIPES = ("fashion", "fashion_ns_adam", "fashion_hinge_sn",
            "fashion_wgan_gp", "fashion_r1_ema_diffaug", "fashion_conditional",
@@ -32,10 +34,11 @@ RECIPES = ("fashion", "fashion_ns_adam", "fashion_hinge_sn",
 
 
 def recipe_ms(recipe, images, labels, batch, steps_per_call, repeats):
-  config = importlib.import_module(f"experiments.{recipe}").get_config()
+  config = recipes.load(os.path.join(ROOT, "experiments", f"{recipe}.py"))
   config.update(batch_size=batch, steps_per_call=steps_per_call)
   if config.r1_weight:  # lazy R1 groups must divide the fused call
     config.r1_every = math.gcd(config.r1_every, steps_per_call)
+  assert not config.penalties, "lazy periods of config.penalties: adjust"
   configs.validate(config, 1)
   call = training_call(config, images, jax.local_devices()[:1], labels)
   return time_calls(call, steps_per_call, repeats)

@@ -3,17 +3,20 @@
   python benchmarks/results_table.py collect NAME RUNDIR [--log=TRAIN.log]
       [--previous='{"fid": F, "recall": R, "source": "README.md at COMMIT"}']
       [--note=TEXT]
-  python benchmarks/results_table.py table        # prints the markdown table
-  python benchmarks/results_table.py write        # rewrites it in docs/results.md
+  python benchmarks/results_table.py table        # prints the markdown tables
+  python benchmarks/results_table.py write        # rewrites them in docs/results.md
   python benchmarks/results_table.py check        # exit 1 if the docs differ
 
 `collect` keeps what a row needs from a finished run (its command line and
 machine from run.json, its in-training evaluations, the loop time from the
 training log) in benchmarks/results/runs/NAME.json; `--previous` records the
 numbers an earlier version of the row showed, and where (a file at a
-commit), printed side by side. Notes are printed under the table. The
-table in docs/results.md sits between the two marker lines below and is
-never edited by hand.
+commit), printed side by side. Notes are printed under the table.
+
+Each generated table of docs/results.md sits between two marker lines
+(`SECTIONS`: the re-run rows, the recipes' step costs from
+benchmarks/results/recipe_cost_cpu.json, the EMA statistics study from
+benchmarks/results/ema_statistics_cpu.json) and is never edited by hand.
 """
 
 import argparse
@@ -26,8 +29,6 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results", "runs")
 DOC = os.path.join(ROOT, "docs", "results.md")
-BEGIN = "<!-- results_table.py: begin (generated; do not edit) -->"
-END = "<!-- results_table.py: end -->"
 KEYS = ("fid", "kid", "precision", "recall", "density", "coverage",
         "classes_covered")
 
@@ -38,7 +39,8 @@ def collect(name, rundir, log=None, previous=None, note=None) -> dict:
   Args:
     name: the row's file name.
     rundir: the run's --workdir (run.json and eval/ are read).
-    log: the training log, for the loop time ("Finished N steps in T s").
+    log: the training log, for the loop time ("Finished steps S to E in
+      T s", or the older "Finished N steps in T s").
     previous: {"fid", "recall", "source"} an earlier version of the row.
     note: how the run was made, printed under the table.
 
@@ -58,7 +60,8 @@ def collect(name, rundir, log=None, previous=None, note=None) -> dict:
   loop_seconds = None
   if log:
     with open(log, encoding="utf-8") as f:
-      found = re.findall(r"Finished \d+ steps in ([0-9.]+) s", f.read())
+      found = re.findall(r"Finished (?:\d+ steps|steps \d+ to \d+) in "
+                         r"([0-9.]+) s", f.read())
     loop_seconds = float(found[-1]) if found else None
   argv = manifest["argv"]
   row = {"name": name,
@@ -122,14 +125,46 @@ def table() -> str:
   return "\n".join(lines + [""] + [f"- {n}" for n in notes])
 
 
-def _doc_parts():
+def recipe_cost_table(path=os.path.join(ROOT, "benchmarks", "results",
+                                        "recipe_cost_cpu.json")) -> str:
+  """The recipes' ms/step and ratio to the reference, from recipe_cost.py's
+  JSON."""
+  with open(path, encoding="utf-8") as f:
+    rows = json.load(f)["rows"]
+  lines = ["| recipe | ms/step | vs reference |", "| --- | ---: | ---: |"]
+  for row in rows:
+    lines.append(f"| `{row['recipe']}.py` | {row['ms_per_step']:.1f} | "
+                 f"{row['ratio_to_reference']:.2f}x |")
+  return "\n".join(lines)
+
+
+def ema_statistics_table(path=os.path.join(
+    ROOT, "benchmarks", "results", "ema_statistics_cpu.json")) -> str:
+  import ema_statistics  # pylint: disable=g-import-not-at-top
+  return ema_statistics.table(path)
+
+
+SECTIONS = {"runs": table, "recipe_cost": recipe_cost_table,
+            "ema_statistics": ema_statistics_table}
+
+
+def _markers(name):
+  return (f"<!-- results_table.py {name}: begin (generated; do not edit) -->",
+          f"<!-- results_table.py {name}: end -->")
+
+
+def generated_doc() -> str:
+  """docs/results.md with every section regenerated."""
   with open(DOC, encoding="utf-8") as f:
     text = f.read()
-  if BEGIN not in text or END not in text:
-    raise SystemExit(f"{DOC} lacks the marker lines {BEGIN!r} and {END!r}")
-  head, rest = text.split(BEGIN, 1)
-  _, tail = rest.split(END, 1)
-  return head, tail
+  for name, make in SECTIONS.items():
+    begin, end = _markers(name)
+    if begin not in text or end not in text:
+      raise SystemExit(f"{DOC} lacks the marker lines {begin!r} and {end!r}")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    text = f"{head}{begin}\n{make()}\n{end}{tail}"
+  return text
 
 
 def main():
@@ -149,10 +184,9 @@ def main():
     print(json.dumps(collect(args.name, args.rundir, args.log, args.previous,
                              args.note), indent=1))
   elif args.command == "table":
-    print(table())
+    print("\n\n".join(make() for make in SECTIONS.values()))
   else:
-    head, tail = _doc_parts()
-    generated = f"{head}{BEGIN}\n{table()}\n{END}{tail}"
+    generated = generated_doc()
     if args.command == "write":
       with open(DOC, "w", encoding="utf-8") as f:
         f.write(generated)

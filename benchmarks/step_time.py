@@ -33,7 +33,6 @@ from ganjax import layers  # pylint: disable=g-import-not-at-top,wrong-import-po
 from ganjax import input_pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import parallel  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import recipes  # pylint: disable=g-import-not-at-top,wrong-import-position
-from ganjax import trainer  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 fashion = recipes.load_module(os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments",
@@ -89,8 +88,7 @@ def training_call(config, images, devices, labels=None, seeds=False):
       config, build.make_keys(seed), images.shape[0]), devices)
                  for seed in range(count))
   train_fn = build.compile_train_fn(config, devices, seeds=seeds)
-  data = parallel.replicate_data(images, devices,
-                                   labels if config.conditional else None)
+  data = build.replicate_data(config, images, labels, devices)
   holder = {"state": states if seeds else states[0]}
 
   def call():

@@ -30,18 +30,25 @@ def penalties(config) -> tuple:
   return (*out, *regularizers.parse(config.penalties))
 
 
-def make_gan(config, axis_name=None) -> gan_lib.GAN:
-  """The config's GAN; `axis_name` for modules run under pmap/shard_map."""
+def make_gan(config, axis_name=None, objective=True) -> gan_lib.GAN:
+  """The config's GAN; `axis_name` for modules run under pmap/shard_map.
+  Without `objective` the loss and penalties are left at their defaults:
+  enough for the state's shapes (restoring a run whose recipe registered a
+  penalty or loss that this program has not)."""
   generator, discriminator = models.make_models(config, axis_name)
   g_tx, d_tx = optimizers.make_optimizers(config)
+  if objective:
+    extra = dict(loss=losses.get_loss(config.loss, config.bce),
+                 penalties=penalties(config))
+  else:
+    extra = {}
   return gan_lib.GAN(
       generator=generator, discriminator=discriminator, g_optimizer=g_tx,
       d_optimizer=d_tx, latent_dim=config.latent_dim,
-      loss=losses.get_loss(config.loss, config.bce),
-      penalties=penalties(config),
       augment=augment.policy_from_config(config),
       ema_decay=float(config.ema_decay), ema_start=config.ema_start,
-      num_classes=models.num_classes(config), phase1_bn=config.phase1_bn)
+      num_classes=models.num_classes(config), phase1_bn=config.phase1_bn,
+      **extra)
 
 
 def training_gan(config) -> gan_lib.GAN:
@@ -53,7 +60,7 @@ def training_gan(config) -> gan_lib.GAN:
 
 def initial_state(config, keys, num_examples: int):
   """The state at step 0, drawn from `keys` "init", "noise" and "data"."""
-  return make_gan(config).init(
+  return make_gan(config, objective=False).init(
       keys["init"], input_pipeline.get_spec(config.dataset).image_shape,
       noise_key=keys["noise"], data_key=keys["data"],
       num_examples=num_examples)

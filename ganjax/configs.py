@@ -120,8 +120,13 @@ def validate(config, num_devices: int) -> None:
   augment.policy_from_config(config)
   if not isinstance(config.penalties, str):
     _fail("penalties", config.penalties, "must be a string such as "
-          "'r1:10:16,drift:0.001' (name:weight[:every])")
-  lazy = [p.every for p in regularizers.parse(config.penalties)]
+          "'r1:10:16' (name:weight[:every], comma-separated)")
+  extra = regularizers.parse(config.penalties)
+  for name in ("gp", "r1"):
+    if config[f"{name}_weight"] and name in [p.name for p in extra]:
+      _fail("penalties", config.penalties,
+            f"{name} is set by config.{name}_weight already; give it once")
+  lazy = [p.every for p in extra]
   if config.r1_weight:
     lazy.append(config.r1_every)
   for field, meaning in (("scan_unroll", "0 = automatic"),
@@ -170,7 +175,8 @@ def validate(config, num_devices: int) -> None:
           "(evaluate samples with your own tools)")
   period = math.lcm(1, *lazy)
   if config.steps_per_call % period:
-    field = "penalties" if config.penalties else "r1_every"
+    field = ("r1_every" if config.r1_weight
+             and config.steps_per_call % config.r1_every else "penalties")
     _fail(field, config[field],
           f"the lazy penalties' period ({period} steps) must divide "
           f"config.steps_per_call={config.steps_per_call}: each fused call "

@@ -112,6 +112,16 @@ class GAN:
   num_classes: int = 0
   phase1_bn: str = "batch"
 
+  def __post_init__(self):
+    names = [p.name for p in self.penalties]
+    reserved = {"d_loss", "g_loss", "d_real", "d_fake"}
+    if len(set(names)) < len(names) or reserved & set(names):
+      raise ValueError(f"GAN penalties {names}: each needs its own name, "
+                       f"none of {sorted(reserved)} (the metrics' names).")
+    if self.phase1_bn not in ("batch", "inference"):
+      raise ValueError(f"GAN phase1_bn={self.phase1_bn!r} is not 'batch' or "
+                       "'inference'.")
+
   @property
   def gan_loss(self) -> losses_lib.GANLoss:
     return (losses_lib.get_loss(self.loss) if isinstance(self.loss, str)
@@ -130,8 +140,9 @@ class GAN:
     `num_examples` (the training set's size) feed `ganjax.parallel`'s data
     layer; a step on given batches does not read them.
     """
-    if noise_key is None or data_key is None:
-      noise_key, data_key = jax.random.split(jax.random.fold_in(key, 1))
+    default_noise, default_data = jax.random.split(jax.random.fold_in(key, 1))
+    noise_key = default_noise if noise_key is None else noise_key
+    data_key = default_data if data_key is None else data_key
     g_key, d_key = jax.random.split(key)
     labels = _labels_args(jnp.zeros((2,), jnp.int32) if self.num_classes
                           else None)
@@ -201,6 +212,9 @@ class GAN:
     and labels are drawn for the global batch and this device keeps its rows:
     the randomness does not depend on the device count."""
     reals, real_y = batch["images"], batch.get("labels")
+    if self.num_classes and real_y is None:
+      raise ValueError(f"This GAN is conditional (num_classes="
+                       f"{self.num_classes}): its batches need \"labels\".")
     per_device = reals.shape[0]
     if axis_name is None:
       device, batch_size = 0, per_device

@@ -83,8 +83,9 @@ SOURCES = ("auto", "idx", "tfds", "npz")
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:
   """Makes a dataset available as `config.dataset=spec.name`, read from
   TFDS, IDX files or .npz files (`config.data_source`, `config.data_dir`)."""
-  if spec.name in SPECS:
-    raise ValueError(f"A dataset named {spec.name!r} is already registered.")
+  if spec.name in SPECS and SPECS[spec.name] != spec:
+    raise ValueError(f"A different dataset named {spec.name!r} is already "
+                     "registered; choose another name.")
   SPECS[spec.name] = spec
   return spec
 

@@ -254,7 +254,9 @@ _SEGMENTS = contextvars.ContextVar("ganjax_batch_segments", default=1)
 def batch_segments(count: int):
   """While tracing inside it, a mapped (per-device) batch is `count` equal
   parts, each a slice of its own part of the global batch (the step's D pass
-  over fakes, then reals); `Dropout` maps its masks accordingly."""
+  over fakes, then reals); `Dropout` maps its masks accordingly. Read at
+  trace time: a Dropout inside a separately cached trace (nn.jit) would not
+  see it."""
   token = _SEGMENTS.set(count)
   try:
     yield

@@ -254,9 +254,13 @@ def register_architecture(name: str, generator_cls, discriminator_cls,
   """Makes a (G, D) pair available as `config.architecture=name`; both
   classes take the options `make_models` passes (see `_Module`), for
   `image_size` (H, W) images."""
-  if name in ARCHITECTURES:
-    raise ValueError(f"An architecture named {name!r} is already registered.")
-  ARCHITECTURES[name] = (generator_cls, discriminator_cls, tuple(image_size))
+  entry = (generator_cls, discriminator_cls, tuple(image_size))
+  old = ARCHITECTURES.get(name)
+  origin = lambda e: [(c.__module__, c.__qualname__) for c in e[:2]] + [e[2]]
+  if old is not None and origin(old) != origin(entry):
+    raise ValueError(f"An architecture named {name!r} is already registered; "
+                     "choose another name.")
+  ARCHITECTURES[name] = entry
 
 
 def get_architecture(name: str):

@@ -42,31 +42,44 @@ P = jax.sharding.PartitionSpec
 
 def jit_step(gan, devices=None):
   """`gan.step` (state, batch, key) -> (state, metrics) under `jax.jit`; over
-  several `devices`, data-parallel by sharding: the batch split over them
-  (`NamedSharding(mesh, P(AXIS))`), the state and key replicated, and XLA
-  inserts the collectives. The result equals one device's up to float
-  rounding, for any modules."""
-  if devices is None or len(devices) == 1:
+  `devices` (this process's), data-parallel by sharding: the batch split
+  over them (`NamedSharding(mesh, P(AXIS))`), the state and key replicated,
+  and XLA inserts the collectives. The result equals one device's up to
+  float rounding, for any modules. None: plain `jax.jit`."""
+  if devices is None:
     return jax.jit(gan.step)
   replicated = jax.sharding.NamedSharding(mesh(devices), P())
   rows = jax.sharding.NamedSharding(mesh(devices), P(AXIS))
-  return jax.jit(gan.step, in_shardings=(replicated, rows, replicated),
+  step = jax.jit(gan.step, in_shardings=(replicated, rows, replicated),
                  out_shardings=replicated)
+  def call(state, batch, key):
+    _check_divides(batch, len(devices))
+    return step(state, batch, key)
+  return call
 
 
 def pmap_step(gan, devices):
-  """`gan.step` as (state, batch, key) -> (state, metrics) under `jax.pmap`:
-  each device steps on its rows of the global batch (which this function
-  splits), with the collectives over `AXIS`. Modules with BatchNorm or
-  dropout are device-count invariant only if they use the axis (as
-  ganjax.models do); `jit_step` needs nothing of them."""
+  """`gan.step` as (state, batch, key) -> (state, metrics) under `jax.pmap`
+  over `devices` (this process's): each steps on its rows of the batch
+  (which this function splits), with the collectives over `AXIS`. Modules
+  with BatchNorm or dropout are device-count invariant only if they use the
+  axis (ganjax.models built with `axis_name=parallel.AXIS` do, see
+  `build.training_gan`); `jit_step` needs nothing of them."""
   step = jax.pmap(functools.partial(gan.step, axis_name=AXIS),
                   axis_name=AXIS, in_axes=(None, 0, None), out_axes=None,
                   devices=devices)
   def call(state, batch, key):
+    _check_divides(batch, len(devices))
     split = lambda x: x.reshape(len(devices), -1, *x.shape[1:])
     return step(state, jax.tree.map(split, batch), key)
   return call
+
+
+def _check_divides(batch, num_devices):
+  size = batch["images"].shape[0]
+  if size % num_devices:
+    raise ValueError(f"A batch of {size} does not split over {num_devices} "
+                     f"devices; use a multiple of {num_devices}.")
 
 
 def epoch_permutation(data_key, epoch, num_examples: int):
@@ -108,6 +121,11 @@ def step_on_data(gan, state, data, *, batch_size: int, axis_name=None,
     batch_sharding: under `jit` over a mesh, the sharding of the batch.
     lazy_phase: passed to `gan.step`.
   """
+  if state.perm.shape[0] < batch_size:
+    raise ValueError(
+        f"The state's data order covers {state.perm.shape[0]} examples, "
+        f"fewer than a batch of {batch_size}: make it with "
+        "GAN.init(..., num_examples=<the training set's size>).")
   perm = current_permutation(state.perm, jax.random.wrap_key_data(
       state.data_key), state.step, batch_size=batch_size)
   idx = batch_indices(perm, state.step, batch_size=batch_size)

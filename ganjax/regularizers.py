@@ -34,11 +34,26 @@ def register(name: str):
   """Decorator: makes a penalty function available as `Penalty(name, ...)`
   and as `config.penalties` entry `name:weight[:every]`."""
   def decorate(fn):
-    if name in PENALTIES:
-      raise ValueError(f"A penalty named {name!r} is already registered.")
+    _check_new(PENALTIES, name, fn, "penalty")
     PENALTIES[name] = fn
     return fn
   return decorate
+
+
+def _check_new(registry: dict, name: str, entry, kind: str) -> None:
+  """Refuses a second registration of `name` unless it comes from the same
+  place (module and name) as the first: a recipe file that registers
+  something may run more than once in a program."""
+  old = registry.get(name)
+  if old is None:
+    return
+  origin = lambda x: (getattr(x, "__module__", None),
+                      getattr(x, "__qualname__", None))
+  if old == entry or (origin(old) == origin(entry)
+                      and origin(entry) != (None, None)):
+    return
+  raise ValueError(f"A {kind} named {name!r} is already registered "
+                   f"(from {origin(old)[0]}); choose another name.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,8 +121,9 @@ def apply_penalty(penalty: Penalty, d_fn, reals, fakes, *, key, rows, step,
       return None, None
     value = compute()
     return value, weight * value
+  shape = jax.eval_shape(compute)
   value = jax.lax.cond(step % penalty.every == 0, compute,
-                       lambda: jnp.zeros((), jnp.float32))
+                       lambda: jnp.zeros(shape.shape, shape.dtype))
   return value, weight * value
 
 
@@ -132,5 +148,8 @@ def parse(text: str) -> tuple:
     if name not in PENALTIES:
       raise ValueError(f"config.penalties={text!r}: {name!r} is not one "
                        f"of {sorted(PENALTIES)}.")
-    penalties.append(Penalty(name, weight, every))
+    if name in [p.name for p in penalties]:
+      raise ValueError(f"config.penalties={text!r} names {name!r} twice.")
+    if weight:  # 0 = off, as for config.r1_weight
+      penalties.append(Penalty(name, weight, every))
   return tuple(penalties)

@@ -1,5 +1,6 @@
 """A run directory: its saved config, the check that a workdir holds no other
-run, and run.json, the manifest of everything that can make two runs differ."""
+run, run.json (the manifest of everything that can make two runs differ),
+and restoring its state or generator from a checkpoint."""
 
 import hashlib
 import json
@@ -14,10 +15,16 @@ import ml_collections
 import numpy as np
 
 import ganjax
+from ganjax import build
+from ganjax import checkpointing
 from ganjax import configs
 from ganjax import distributed
+from ganjax import input_pipeline
 from ganjax import metric_writers
+from ganjax import models
 from ganjax import parallel
+from ganjax import sampling
+from ganjax import seeds as seeds_lib
 
 
 def load_run_config(workdir: str) -> ml_collections.ConfigDict:
@@ -70,7 +77,8 @@ def _git(*args):
 
 
 def config_sha256(config) -> str:
-  """SHA-256 of the fields that decide the result (`configs.trajectory_fields`)."""
+  """SHA-256 of the fields that decide the result
+  (`configs.trajectory_fields`)."""
   return hashlib.sha256(json.dumps(configs.trajectory_fields(config),
                                    sort_keys=True).encode()).hexdigest()
 
@@ -113,3 +121,42 @@ def write_manifest(workdir, config, data_info, conv_impl, devices):
       "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
   }
   metric_writers.write_json(os.path.join(workdir, "run.json"), manifest)
+
+
+def restore_state(workdir: str, step=None):
+  """(TrainState, its step, the run's config) from the latest or a given
+  checkpoint of the run in `workdir`, on this process's first device."""
+  config = load_run_config(workdir)
+  if config.num_seeds > 1:
+    raise FileNotFoundError(
+        f"{workdir} is a run of {config.num_seeds} seeds; each seed's "
+        "checkpoints are in its own run directory: --workdir="
+        f"{seeds_lib.member_workdir(workdir, config.seed)} (or seed_<s> for "
+        f"s in {seeds_lib.seeds_of(config)}).")
+  checkpointer = checkpointing.Checkpointer(
+      os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
+  try:
+    step = checkpointer.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f"No checkpoint in {workdir}/checkpoints.")
+    # The data order's length is the training set's, which for an .npz
+    # dataset is whatever it held: read it from the checkpoint.
+    num_examples = checkpointing.saved_shape(
+        checkpointer.read_meta(step), "perm",
+        default=(input_pipeline.get_spec(config.dataset).sizes["train"],))[0]
+    template = jax.eval_shape(lambda: build.initial_state(
+        config, build.make_keys(0), num_examples))
+    state = checkpointer.restore(step, template, config)
+  finally:
+    checkpointer.close()
+  return state, step, config
+
+
+def restore_generator(workdir: str, step=None):
+  """(generator module, its sampling variables, the step, the run's config)
+  from the latest or a given checkpoint of the run in `workdir`."""
+  state, step, config = restore_state(workdir, step)
+  sampler, _ = models.make_models(config, axis_name=None)
+  return (sampler, sampling.sampling_variables(sampler, state,
+                                               config.latent_dim),
+          step, config)

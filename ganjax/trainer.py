@@ -33,6 +33,8 @@ from ganjax import signals
 TrainingDivergedError = divergence.TrainingDivergedError
 Preempted = signals.Preempted
 load_run_config = rundir.load_run_config
+restore_state = rundir.restore_state
+restore_generator = rundir.restore_generator
 
 
 # Errors that come from bad input (config, data, workdir, checkpoint) or a
@@ -45,45 +47,6 @@ USER_ERRORS = (ValueError, input_pipeline.DatasetError,
 EVAL_SCALARS = ("fid", "fid_logits", "kid", "classifier_score", "precision",
                 "recall", "class_entropy", "classes_covered",
                 "conditional_accuracy")  # the last for conditional G only
-
-
-def restore_state(workdir: str, step=None):
-  """(TrainState, its step, the run's config) from the latest or a given
-  checkpoint of the run in `workdir`, on this process's first device."""
-  config = rundir.load_run_config(workdir)
-  if config.num_seeds > 1:
-    raise FileNotFoundError(
-        f"{workdir} is a run of {config.num_seeds} seeds; each seed's "
-        "checkpoints are in its own run directory: --workdir="
-        f"{seeds_lib.member_workdir(workdir, config.seed)} (or seed_<s> for "
-        f"s in {seeds_lib.seeds_of(config)}).")
-  checkpointer = checkpointing.Checkpointer(
-      os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
-  try:
-    step = checkpointer.latest_step() if step is None else step
-    if step is None:
-      raise FileNotFoundError(f"No checkpoint in {workdir}/checkpoints.")
-    # The data order's length is the training set's, which for an .npz
-    # dataset is whatever it held: read it from the checkpoint.
-    num_examples = checkpointing.saved_shape(
-        checkpointer.read_meta(step), "perm",
-        default=(input_pipeline.get_spec(config.dataset).sizes["train"],))[0]
-    template = jax.eval_shape(lambda: build.initial_state(config, build.make_keys(0),
-                                                    num_examples))
-    state = checkpointer.restore(step, template, config)
-  finally:
-    checkpointer.close()
-  return state, step, config
-
-
-def restore_generator(workdir: str, step=None):
-  """(generator module, its sampling variables, the step, the run's config)
-  from the latest or a given checkpoint of the run in `workdir`."""
-  state, step, config = restore_state(workdir, step)
-  sampler, _ = models.make_models(config, axis_name=None)
-  return (sampler, sampling.sampling_variables(sampler, state,
-                                               config.latent_dim),
-          step, config)
 
 
 def evaluate_checkpoint(evaluator, sampler, g_vars, workdir, step, latent_dim,
@@ -232,9 +195,10 @@ def train_and_evaluate(config, workdir: str):
     for member in run.members:
       member.open_outputs(start)
       if config.num_seeds > 1:
-        rundir.write_manifest(member.workdir, member.config, run.data_info,
-                       run.conv_impl, run.devices)
-    rundir.write_manifest(workdir, config, run.data_info, run.conv_impl, run.devices)
+        rundir.write_manifest(member.workdir, member.config,
+                              run.data_info, run.conv_impl, run.devices)
+    rundir.write_manifest(workdir, config, run.data_info, run.conv_impl,
+                          run.devices)
     logging.info("Training %s from step %d to %d on %d %s device(s), "
                  "conv_impl=%s, %d seed(s)", config.dataset, start,
                  config.num_steps, len(run.devices), jax.default_backend(),
@@ -254,7 +218,20 @@ def train_and_evaluate(config, workdir: str):
     for member in run.members:
       member.close()
   run.write_grids(states, "final.png")
+  _summarize(run)
   return states if config.num_seeds > 1 else states[0]
+
+
+def _summarize(run):
+  """Where a finished run's outputs are, and its best evaluation."""
+  for member in run.members:
+    best = (f"; best FID {member.best.fid:.2f} (checkpoints_best/)"
+            if member.best.fid < float("inf") else "")
+    logging.info("Outputs%s in %s: checkpoints/, samples/final.png, "
+                 "metrics.jsonl, tensorboard/%s%s. Sample with python -m "
+                 "ganjax.sample --workdir=%s", member.label, member.workdir,
+                 ", eval/" if run.config.eval_every else "", best,
+                 member.workdir)
 
 
 def _restore_latest(run):
@@ -322,8 +299,9 @@ def _loop(run, states, start, stop):
     for k, (member, values) in enumerate(zip(run.members,
                                              jax.device_get(metrics))):
       scalars = {name: float(v) for name, v in values.items()}
-      divergence.check_finite(at_step, scalars, states[k] if with_states else None,
-                    member=k, where=member.label)
+      divergence.check_finite(at_step, scalars,
+                              states[k] if with_states else None,
+                              member=k, where=member.label)
       all_scalars.append(scalars)
     return all_scalars
 
@@ -331,22 +309,35 @@ def _loop(run, states, start, stop):
     nonlocal t_log, step_log
     all_scalars = check(at_step, metrics)
     now = time.perf_counter()
-    rate = (at_step - step_log) / max(now - t_log, 1e-9)
+    if at_step > step_log:  # the rate clock starts after the first call
+      rate = (at_step - step_log) / max(now - t_log, 1e-9)
+      speed = f"{rate:.2f} steps/s  ETA " + time.strftime(
+          "%H:%M:%S", time.gmtime((config.num_steps - at_step) / rate))
+    else:
+      rate, speed = None, "first call (compiling)"
     t_log, step_log = now, at_step
-    eta = time.strftime("%H:%M:%S", time.gmtime(
-        (config.num_steps - at_step) / max(rate, 1e-9)))
     for member, scalars in zip(run.members, all_scalars):
-      scalars["steps_per_s"] = rate
+      if rate is not None:
+        scalars["steps_per_s"] = rate
       member.writer.write(at_step, scalars)
       logging.info("step %d/%d%s  d_loss %.4f  g_loss %.4f  D(x) %.3f  "
-                   "D(G(z)) %.3f  %.2f steps/s  ETA %s", at_step,
-                   config.num_steps, member.label, scalars["d_loss"],
-                   scalars["g_loss"], scalars["d_real"], scalars["d_fake"],
-                   rate, eta)
+                   "D(G(z)) %.3f  %s", at_step, config.num_steps,
+                   member.label, scalars["d_loss"], scalars["g_loss"],
+                   scalars["d_real"], scalars["d_fake"], speed)
 
+  previous = None  # the outputs of the call before the newest
   while step < config.num_steps:
     states, metrics = run.train_fn(states, run.data)  # states are donated
     step += config.steps_per_call
+    if previous is not None:
+      # At most two calls in flight: the device always has the next one
+      # queued, and a stop (Ctrl-C) waits for two calls, not for however
+      # far Python has run ahead of the device.
+      jax.block_until_ready(previous)
+    elif step == start + config.steps_per_call:
+      jax.block_until_ready(metrics)  # the first call includes compiling:
+      t_log, step_log = time.perf_counter(), step  # the rate starts here
+    previous = metrics
     if pending is not None:  # read the previous call's metrics only now
       report(*pending)
       pending = None
@@ -371,8 +362,15 @@ def _loop(run, states, start, stop):
       raise signals.Preempted(stop.signum, step, run.checkpoints)
   if pending is not None:
     report(*pending)
-  logging.info("Finished %d steps in %.1f s", step - start,
-               time.perf_counter() - t_start)
+  if step == start:
+    logging.info("The run in %s is already complete at step %d "
+                 "(config.num_steps); raise --config.num_steps to train on.",
+                 run.workdir, step)
+  else:
+    seconds = time.perf_counter() - t_start
+    logging.info("Finished steps %d to %d in %.1f s (%.2f steps/s, "
+                 "compiling included).", start, step, seconds,
+                 (step - start) / max(seconds, 1e-9))
   return states
 
 

@@ -30,8 +30,17 @@ def test_train_then_sample(tmp_path):
                 f"--config={recipes / 'fashion_ns_adam.py'}:smoke",
                 f"--workdir={workdir}", "--config.num_steps=4", cwd=tmp_path)
   assert result.returncode == 0, result.stderr[-3000:]
+  assert "step 2/4" in result.stderr and "first call (compiling)" in (
+      result.stderr)  # the rate and ETA exclude compiling
   assert "step 4/4" in result.stderr and "ETA" in result.stderr
+  assert f"Outputs in {workdir}: checkpoints/" in result.stderr
   assert os.path.isdir(os.path.join(workdir, "checkpoints", "4"))
+  result = _run("ganjax.train",
+                f"--config={recipes / 'fashion_ns_adam.py'}:smoke",
+                f"--workdir={workdir}", "--config.num_steps=4", cwd=tmp_path)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert f"The run in {workdir} is already complete at step 4" in (
+      result.stderr)
 
   out = str(tmp_path / "s.npz")
   result = _run("ganjax.sample", f"--workdir={workdir}", "--num=10",

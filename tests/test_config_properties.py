@@ -117,7 +117,7 @@ TIED = {
     "architecture": {"dataset"},  # must make the dataset's image size
     "eval_every": {"dataset", "steps_per_call"},  # needs a classifier
     "r1_every": {"r1_weight", "steps_per_call", "penalties"},
-    "penalties": {"r1_every", "r1_weight", "steps_per_call"},
+    "penalties": {"r1_every", "r1_weight", "gp_weight", "steps_per_call"},
     "num_seeds": {"seed"},
     "lr_schedule": {"lr_warmup_steps", "lr_decay_steps"},
     "lr_decay_steps": {"lr_schedule", "lr_warmup_steps"},
@@ -169,11 +169,13 @@ def _abstract_step(config):
   num_examples = 64
   state = jax.eval_shape(lambda: build.initial_state(
       config, build.make_keys(config.seed), num_examples))
-  shape = (NUM_DEVICES, num_examples,
-           *input_pipeline._stored_shape(spec))  # pylint: disable=protected-access
-  data = {"images": jax.ShapeDtypeStruct(shape, np.uint8)}
+  stored = input_pipeline._stored_shape(spec)  # pylint: disable=protected-access
+  examples = (num_examples,)
+  if config.parallelism != "sharding":  # one copy per device, stacked
+    examples = (NUM_DEVICES, num_examples)
+  data = {"images": jax.ShapeDtypeStruct((*examples, *stored), np.uint8)}
   if config.conditional:
-    data["labels"] = jax.ShapeDtypeStruct(shape[:2], np.uint8)
+    data["labels"] = jax.ShapeDtypeStruct(examples, np.uint8)
   train_fn = build.compile_train_fn(
       config, jax.local_devices()[:NUM_DEVICES], seeds=True)
   states, metrics = jax.eval_shape(train_fn, (state,) * config.num_seeds,
@@ -200,6 +202,7 @@ _PLAUSIBLE = st.fixed_dictionaries({}, optional={
     "spectral_norm": st.booleans(),
     "phase1_bn": st.sampled_from(["batch", "inference"]),
     "num_seeds": st.sampled_from([1, 2]),
+    "parallelism": st.sampled_from(["pmap", "shard_map", "sharding"]),
     "latent_dim": st.sampled_from([1, 8]),
     "g_width": st.sampled_from([2, 8]),
     "d_width": st.sampled_from([2, 8]),

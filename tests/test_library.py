@@ -10,7 +10,11 @@ import optax
 import pytest
 
 import ganjax
+from ganjax import metric_writers
+from ganjax import regularizers
+from ganjax import trainer
 from tests.conftest import assert_identical
+from tests.conftest import smoke_config
 
 LATENT, BATCH, SHAPE = 8, 16, (8, 8, 1)
 
@@ -143,3 +147,36 @@ def test_lazy_penalty_applies_every_kth_step():
 def test_unknown_penalty_is_named():
   with pytest.raises(ValueError, match="'nope' is not one of"):
     ganjax.Penalty("nope", 1.0)
+
+
+def _drift(d_fn, reals, fakes, *, key, rows):
+  del fakes, key, rows
+  return jnp.square(d_fn(reals)).mean()
+
+
+def test_registering_again_from_the_same_code_is_allowed(monkeypatch):
+  """A recipe file that registers a penalty may run twice in a program (its
+  copy of the function is new each time); another function under a taken
+  name is refused."""
+  monkeypatch.setattr(regularizers, "PENALTIES", dict(regularizers.PENALTIES))
+  regularizers.register("test_drift")(_drift)
+  regularizers.register("test_drift")(_drift)
+  with pytest.raises(ValueError, match="'test_drift' is already registered"):
+    regularizers.register("test_drift")(lambda *a, **k: 0.0)
+
+
+def test_a_run_with_a_registered_penalty_restores_without_it(
+    tmp_path, monkeypatch):
+  """config.penalties names a registered penalty; it is trained and logged.
+  A program that does not register it (ganjax.sample, ganjax.evaluate)
+  still restores the run's generator: the state does not depend on it."""
+  monkeypatch.setattr(regularizers, "PENALTIES", dict(regularizers.PENALTIES))
+  regularizers.register("test_drift")(_drift)
+  config = smoke_config(penalties="test_drift:0.01", num_steps=2,
+                        log_every=2, checkpoint_every=2, sample_every=2)
+  trainer.train_and_evaluate(config, str(tmp_path))
+  records = metric_writers.read_jsonl(str(tmp_path / "metrics.jsonl"))
+  assert records[-1]["test_drift"] > 0
+  del regularizers.PENALTIES["test_drift"]
+  _, _, step, _ = trainer.restore_generator(str(tmp_path))
+  assert step == 2

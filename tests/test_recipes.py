@@ -2,7 +2,6 @@
 extra state (EMA, spectral norm) bit for bit, and CIFAR-10 runs on data the
 test makes."""
 
-import importlib
 import os
 
 import jax
@@ -10,8 +9,10 @@ import numpy as np
 import pytest
 
 from ganjax import input_pipeline
+from ganjax import recipes
 from ganjax import sampling
 from ganjax import trainer
+from tests.conftest import REPO
 
 RECIPES = ("fashion", "fashion_ns_adam", "fashion_hinge_sn", "fashion_wgan_gp",
            "fashion_r1_ema_diffaug", "fashion_conditional",
@@ -19,7 +20,8 @@ RECIPES = ("fashion", "fashion_ns_adam", "fashion_hinge_sn", "fashion_wgan_gp",
 
 
 def _config(recipe, variant="smoke", **overrides):
-  config = importlib.import_module(f"experiments.{recipe}").get_config(variant)
+  config = recipes.load_module(
+      os.path.join(REPO, "experiments", f"{recipe}.py")).get_config(variant)
   config.update({**dict(num_steps=4, checkpoint_every=4, sample_every=4,
                        log_every=2), **overrides})
   return config
@@ -39,7 +41,7 @@ def cifar_like(tmp_path_factory):
 
 def test_every_recipe_file_is_tested():
   found = sorted(f[:-3] for f in os.listdir("experiments")
-                 if f.endswith(".py") and f != "__init__.py")
+                 if f.endswith(".py"))
   assert found == sorted(RECIPES)
 
 
