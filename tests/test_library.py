@@ -2,6 +2,8 @@
 public API, on one device and data-parallel on 4 (conftest's fake CPU
 devices), with the same result."""
 
+import dataclasses
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -180,3 +182,31 @@ def test_a_run_with_a_registered_penalty_restores_without_it(
   del regularizers.PENALTIES["test_drift"]
   _, _, step, _ = trainer.restore_generator(str(tmp_path))
   assert step == 2
+
+
+def test_a_registered_architecture_and_dataset_pass_the_config_checks(
+    monkeypatch):
+  """register_architecture and register_dataset make the names valid config
+  values (the checks read the registries as they are); a different entry
+  under a taken name is refused."""
+  from ganjax import configs, input_pipeline, models  # pylint: disable=g-import-not-at-top,multiple-imports
+  monkeypatch.setattr(models, "ARCHITECTURES", dict(models.ARCHITECTURES))
+  monkeypatch.setattr(input_pipeline, "SPECS", dict(input_pipeline.SPECS))
+  models.register_architecture("my_dcgan", models.Generator,
+                               models.Discriminator, (28, 28))
+  spec = input_pipeline.DatasetSpec(
+      name="my_data", image_shape=(28, 28, 1), num_classes=10,
+      sizes={"train": 64, "test": 64}, sha256={"train": None, "test": None},
+      how_to_get="make it")
+  input_pipeline.register_dataset(spec)
+  input_pipeline.register_dataset(spec)  # the same again: allowed
+  config = smoke_config(architecture="my_dcgan", dataset="my_data",
+                        eval_every=0)
+  configs.validate(config, 1)
+  generator, _ = models.make_models(config)
+  assert isinstance(generator, models.Generator)
+  with pytest.raises(ValueError, match="'my_dcgan' is already registered"):
+    models.register_architecture("my_dcgan", models.Generator32,
+                                 models.Discriminator32, (32, 32))
+  with pytest.raises(ValueError, match="'my_data' is already registered"):
+    input_pipeline.register_dataset(dataclasses.replace(spec, num_classes=3))
