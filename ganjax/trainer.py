@@ -357,7 +357,9 @@ def _loop(run, states, start, stop):
     if step % config.sample_every == 0:
       run.write_grids(states, f"step_{step:07d}.png")
     if config.eval_every and (step % config.eval_every == 0 or done):
+      t_eval = time.perf_counter()
       _evaluate(run, states, step)
+      t_log += time.perf_counter() - t_eval  # the rate is of training alone
     if stopping:
       raise signals.Preempted(stop.signum, step, run.checkpoints)
   if pending is not None:
