@@ -18,6 +18,8 @@ from typing import Optional
 
 import numpy as np
 
+from ganjax import registry
+
 DEBIAN_DIRS = {"fashion_mnist": "/usr/share/datasets/fashion-mnist"}
 
 
@@ -83,9 +85,7 @@ SOURCES = ("auto", "idx", "tfds", "npz")
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:
   """Makes a dataset available as `config.dataset=spec.name`, read from
   TFDS, IDX files or .npz files (`config.data_source`, `config.data_dir`)."""
-  if spec.name in SPECS and SPECS[spec.name] != spec:
-    raise ValueError(f"A different dataset named {spec.name!r} is already "
-                     "registered; choose another name.")
+  registry.check_new(SPECS, spec.name, spec, "dataset", key=id)
   SPECS[spec.name] = spec
   return spec
 

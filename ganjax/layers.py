@@ -284,8 +284,8 @@ class Dropout(nn.Module):
   axis_name: Any = None
 
   @nn.compact
-  def __call__(self, x, *, deterministic: bool, segments: int | None = None):
-    segments = segments or _SEGMENTS.get()
+  def __call__(self, x, *, deterministic: bool):
+    segments = _SEGMENTS.get()
     if deterministic or self.rate == 0.0:
       return x
     devices = 1 if self.axis_name is None else jax.lax.axis_size(

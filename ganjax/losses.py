@@ -35,6 +35,8 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from ganjax import registry
+
 KERAS_EPSILON = 1e-7
 
 
@@ -105,26 +107,16 @@ NAMES = ["reference", *LOSSES]  # grows with `register`
 
 
 def register(name: str, loss: GANLoss) -> GANLoss:
-  """Makes `loss` available as `config.loss=name` and `GAN(loss=name)`. A
-  second registration of the name must come from the same code (a recipe
-  file that registers a loss may run more than once in a program)."""
-  old = LOSSES.get(name)
-  if name == "reference" or (old is not None
-                             and _origin(old) != _origin(loss)):
-    raise ValueError(f"A loss named {name!r} is already registered; choose "
-                     "another name.")
+  """Makes `loss` available as `config.loss=name` and `GAN(loss=name)`."""
+  if name == "reference":
+    raise ValueError("A loss named 'reference' is already registered; "
+                     "choose another name.")
+  registry.check_new(LOSSES, name, loss, "loss",
+                     key=lambda l: registry.origin(getattr(l, "d", None)))
   LOSSES[name] = loss
   if name not in NAMES:
     NAMES.append(name)
   return loss
-
-
-def _origin(loss: GANLoss):
-  """Where a loss's D function was written: module, name and line."""
-  code = getattr(loss.d, "__code__", None)
-  return (getattr(loss.d, "__module__", None),
-          getattr(loss.d, "__qualname__", None),
-          code.co_firstlineno if code else id(loss))
 
 
 def get_loss(name: str, bce: Callable | str = "logits") -> GANLoss:

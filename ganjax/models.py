@@ -36,6 +36,7 @@ import jax.numpy as jnp
 
 from ganjax import input_pipeline
 from ganjax import layers
+from ganjax import registry
 
 _glorot = nn.initializers.xavier_uniform()
 SPECTRAL = "spectral"  # variable collection of spectral norm's u and sigma
@@ -255,11 +256,8 @@ def register_architecture(name: str, generator_cls, discriminator_cls,
   classes take the options `make_models` passes (see `_Module`), for
   `image_size` (H, W) images."""
   entry = (generator_cls, discriminator_cls, tuple(image_size))
-  old = ARCHITECTURES.get(name)
-  origin = lambda e: [(c.__module__, c.__qualname__) for c in e[:2]] + [e[2]]
-  if old is not None and origin(old) != origin(entry):
-    raise ValueError(f"An architecture named {name!r} is already registered; "
-                     "choose another name.")
+  registry.check_new(ARCHITECTURES, name, entry, "architecture",
+                     key=lambda e: e and (*map(registry.origin, e[:2]), e[2]))
   ARCHITECTURES[name] = entry
 
 

@@ -27,6 +27,8 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from ganjax import registry
+
 PENALTIES: dict[str, Callable] = {}
 
 
@@ -34,26 +36,11 @@ def register(name: str):
   """Decorator: makes a penalty function available as `Penalty(name, ...)`
   and as `config.penalties` entry `name:weight[:every]`."""
   def decorate(fn):
-    _check_new(PENALTIES, name, fn, "penalty")
+    registry.check_new(PENALTIES, name, fn, "penalty")
     PENALTIES[name] = fn
     return fn
   return decorate
 
-
-def _check_new(registry: dict, name: str, entry, kind: str) -> None:
-  """Refuses a second registration of `name` unless it comes from the same
-  place (module and name) as the first: a recipe file that registers
-  something may run more than once in a program."""
-  old = registry.get(name)
-  if old is None:
-    return
-  origin = lambda x: (getattr(x, "__module__", None),
-                      getattr(x, "__qualname__", None))
-  if old == entry or (origin(old) == origin(entry)
-                      and origin(entry) != (None, None)):
-    return
-  raise ValueError(f"A {kind} named {name!r} is already registered "
-                   f"(from {origin(old)[0]}); choose another name.")
 
 
 @dataclasses.dataclass(frozen=True)

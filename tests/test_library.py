@@ -156,13 +156,24 @@ def _drift(d_fn, reals, fakes, *, key, rows):
   return jnp.square(d_fn(reals)).mean()
 
 
+def _make_drift():
+  """A new function object from the same code each call, as a recipe file
+  run twice makes."""
+  def drift(d_fn, reals, fakes, *, key, rows):
+    return _drift(d_fn, reals, fakes, key=key, rows=rows)
+  return drift
+
+
 def test_registering_again_from_the_same_code_is_allowed(monkeypatch):
   """A recipe file that registers a penalty may run twice in a program (its
   copy of the function is new each time); another function under a taken
   name is refused."""
   monkeypatch.setattr(regularizers, "PENALTIES", dict(regularizers.PENALTIES))
-  regularizers.register("test_drift")(_drift)
-  regularizers.register("test_drift")(_drift)
+  first, again = _make_drift(), _make_drift()
+  assert first is not again
+  regularizers.register("test_drift")(first)
+  regularizers.register("test_drift")(again)
+  assert regularizers.PENALTIES["test_drift"] is again
   with pytest.raises(ValueError, match="'test_drift' is already registered"):
     regularizers.register("test_drift")(lambda *a, **k: 0.0)
 
