@@ -33,8 +33,8 @@ train: data $(VENV)/.core
 train-short: data $(VENV)/.core
 	$(PY) -m ganjax.train --config=$(CONFIG):short --workdir=runs/fashion_short
 
-# Scores the newest checkpoint of WORKDIR (default runs/fashion); writes
-# WORKDIR/eval/step_N.json.
+# Scores the newest checkpoint of WORKDIR (default runs/fashion) by the run's
+# own protocol; writes WORKDIR/eval/step_N.json.
 evaluate: data $(VENV)/.core
 	$(PY) -m ganjax.evaluate --workdir=$(WORKDIR)
 
@@ -49,5 +49,6 @@ test: data $(VENV)/.test
 bench: data $(VENV)/.core
 	$(PY) benchmarks/step_time.py
 
+# The virtual environment only: runs/ holds results, which only you delete.
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV)

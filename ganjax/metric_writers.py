@@ -69,9 +69,12 @@ def read_jsonl(path: str) -> list:
   return records
 
 
-def eval_path(workdir: str, step: int) -> str:
-  """Where the evaluation of checkpoint `step` is written."""
-  return os.path.join(workdir, "eval", f"step_{step:07d}.json")
+def eval_path(workdir: str, step: int, protocol: str = "") -> str:
+  """Where the evaluation of checkpoint `step` is written: eval/ for the run's
+  own protocol (config.eval_num_samples, config.eval_seed), which training,
+  reports and results tables read; eval/<protocol>/ for any other
+  (`ganjax.evaluate --num_samples/--seed`), so it never replaces those."""
+  return os.path.join(workdir, "eval", protocol, f"step_{step:07d}.json")
 
 
 def write_json(path: str, record: dict) -> None:

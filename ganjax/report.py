@@ -23,6 +23,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
 from ganjax import metric_writers
+from ganjax import rundir
 
 FLAGS = flags.FLAGS
 
@@ -133,10 +134,8 @@ def _seeds_section(workdir, config, summaries, out, max_grids):
 
 def write_report(workdir: str, max_grids: int = 12) -> str:
   """Writes workdir/report/index.html; returns its path."""
+  rundir.check_is_run(workdir)
   config = _read_json(os.path.join(workdir, "config.json"))
-  if config is None:
-    raise FileNotFoundError(f"{workdir}/config.json does not exist: "
-                            f"--workdir={workdir} is not a ganjax run.")
   out = os.path.join(workdir, "report")
   os.makedirs(out, exist_ok=True)
   metrics_path = os.path.join(workdir, "metrics.jsonl")

@@ -30,10 +30,8 @@ from ganjax import seeds as seeds_lib
 def load_run_config(workdir: str) -> ml_collections.ConfigDict:
   """A run's config.json, with fields added since it was written filled in
   with the values it ran with."""
+  check_is_run(workdir)
   path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"{path} does not exist: --workdir={workdir} is "
-                            "not a ganjax run directory.")
   with open(path, encoding="utf-8") as f:
     return ml_collections.ConfigDict(
         configs.with_added_defaults(json.load(f)))
@@ -81,6 +79,32 @@ def config_sha256(config) -> str:
   (`configs.trajectory_fields`)."""
   return hashlib.sha256(json.dumps(configs.trajectory_fields(config),
                                    sort_keys=True).encode()).hexdigest()
+
+
+def check_is_run(workdir: str) -> None:
+  """Raises FileNotFoundError, naming the run directories beside it, unless
+  `workdir` holds a run's config.json."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{path} does not exist: --workdir={workdir} is "
+                            f"not a ganjax run directory.{_runs_near(workdir)}")
+
+
+def _runs_near(workdir: str) -> str:
+  """A hint naming the run directories beside `workdir`, if there are any
+  (`make report` after `make train-short` looks in runs/fashion, the run is
+  in runs/fashion_short)."""
+  parent = os.path.dirname(os.path.abspath(workdir))
+  try:
+    names = sorted(os.listdir(parent))
+  except OSError:
+    return ""
+  runs = [os.path.join(os.path.dirname(workdir.rstrip("/")), n) for n in names
+          if os.path.exists(os.path.join(parent, n, "config.json"))]
+  if not runs:
+    return ""
+  return (f" Run directories beside it: {', '.join(runs)}; give one with "
+          "--workdir= (with make: WORKDIR=).")
 
 
 def write_manifest(workdir, config, data_info, conv_impl, devices):

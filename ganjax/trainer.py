@@ -50,14 +50,16 @@ EVAL_SCALARS = ("fid", "fid_logits", "kid", "classifier_score", "precision",
 
 
 def evaluate_checkpoint(evaluator, sampler, g_vars, workdir, step, latent_dim,
-                       num_samples, seed) -> dict:
+                       num_samples, seed, protocol="") -> dict:
   """Scores G (checkpoint `step` of the run in `workdir`) by the protocol;
-  writes workdir/eval/step_<step>.json and logs the headline numbers."""
+  writes workdir/eval[/protocol]/step_<step>.json (`metric_writers.eval_path`)
+  and logs the headline numbers."""
   result = metrics_lib.evaluate_generator(evaluator, sampler, g_vars,
                                           latent_dim, num_samples, seed)
   result["step"] = step
   if distributed.is_writer():
-    metric_writers.write_json(metric_writers.eval_path(workdir, step), result)
+    metric_writers.write_json(
+        metric_writers.eval_path(workdir, step, protocol), result)
   logging.info("eval at step %d: FID %.3f  KID %.5f  precision %.3f  recall "
                "%.3f  classes %d  (%.1f s)", step, result["fid"],
                result["kid"], result["precision"], result["recall"],

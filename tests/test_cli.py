@@ -28,8 +28,10 @@ def test_train_then_sample(tmp_path):
   workdir = str(tmp_path / "run")
   result = _run("ganjax.train",
                 f"--config={recipes / 'fashion_ns_adam.py'}:smoke",
-                f"--workdir={workdir}", "--config.num_steps=4", cwd=tmp_path)
+                f"--workdir={workdir}", "--config.num_steps=4",
+                "--config.eval_every=4", cwd=tmp_path)
   assert result.returncode == 0, result.stderr[-3000:]
+  assert "libtpu" not in result.stderr and "INFO" not in result.stderr
   assert "step 2/4" in result.stderr and "first call (compiling)" in (
       result.stderr)  # the rate and ETA exclude compiling
   assert "step 4/4" in result.stderr and "ETA" in result.stderr
@@ -37,7 +39,8 @@ def test_train_then_sample(tmp_path):
   assert os.path.isdir(os.path.join(workdir, "checkpoints", "4"))
   result = _run("ganjax.train",
                 f"--config={recipes / 'fashion_ns_adam.py'}:smoke",
-                f"--workdir={workdir}", "--config.num_steps=4", cwd=tmp_path)
+                f"--workdir={workdir}", "--config.num_steps=4",
+                "--config.eval_every=4", cwd=tmp_path)
   assert result.returncode == 0, result.stderr[-3000:]
   assert f"The run in {workdir} is already complete at step 4" in (
       result.stderr)
@@ -46,6 +49,10 @@ def test_train_then_sample(tmp_path):
   result = _run("ganjax.sample", f"--workdir={workdir}", "--num=10",
                 f"--out={out}")
   assert result.returncode == 0, result.stderr[-3000:]
+  # One line: no Orbax or libtpu logs at the default verbosity.
+  assert result.stderr.strip().splitlines()[0].endswith(
+      f"Wrote 10 samples from step 4 to {out}"), result.stderr[-3000:]
+  assert len(result.stderr.strip().splitlines()) == 1
   with np.load(out) as f:
     images, step = f["images"], int(f["step"])
   assert images.shape == (10, 28, 28) and images.dtype == np.uint8
@@ -66,16 +73,31 @@ def test_train_then_sample(tmp_path):
   assert Image.open(png).size == (2 * (3 * 30 + 2),) * 2
 
   # Scoring the checkpoint, then the .npz: one JSON object on stdout each.
-  result = _run("ganjax.evaluate", f"--workdir={workdir}",
-                "--num_samples=200")
+  # By default the run's own protocol, which re-creates training's numbers;
+  # another --num_samples goes elsewhere and leaves them alone.
+  trained_path = os.path.join(workdir, "eval", "step_0000004.json")
+  with open(trained_path, encoding="utf-8") as f:
+    trained = json.load(f)
+  result = _run("ganjax.evaluate", f"--workdir={workdir}")
   assert result.returncode == 0, result.stderr[-3000:]
   scored = json.loads(result.stdout)
   assert scored["step"] == 4 and scored["num_samples"] == 200
   assert {"fid", "kid", "precision", "recall", "classes_covered",
           "protocol"} <= set(scored)
-  with open(os.path.join(workdir, "eval", "step_0000004.json"),
-            encoding="utf-8") as f:
+  assert ({k: v for k, v in scored.items() if k != "seconds"}
+          == {k: v for k, v in trained.items() if k != "seconds"})
+  assert len(result.stderr.strip().splitlines()) == 3  # scoring, FID, where
+  assert result.stderr.strip().splitlines()[-1].endswith(
+      f"Wrote {trained_path}")
+  result = _run("ganjax.evaluate", f"--workdir={workdir}",
+                "--num_samples=300")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert json.loads(result.stdout)["num_samples"] == 300
+  with open(trained_path, encoding="utf-8") as f:
     assert json.load(f) == scored
+  with open(os.path.join(workdir, "eval", "n300_seed0", "step_0000004.json"),
+            encoding="utf-8") as f:
+    assert json.load(f)["num_samples"] == 300
   result = _run("ganjax.evaluate", f"--samples={out}")
   assert result.returncode == 0, result.stderr[-3000:]
   scored_npz = json.loads(result.stdout)
@@ -138,6 +160,21 @@ def test_sample_without_run_is_clear(tmp_path):
   assert "is not a ganjax run directory" in result.stderr
 
 
+def test_a_missing_run_names_the_runs_beside_it(tmp_path):
+  # `make report` after `make train-short`: WORKDIR defaults to runs/fashion,
+  # the run is in runs/fashion_short.
+  (tmp_path / "runs" / "fashion_short").mkdir(parents=True)
+  (tmp_path / "runs" / "fashion_short" / "config.json").write_text("{}")
+  result = _run("ganjax.report", "--workdir=runs/fashion", cwd=tmp_path)
+  assert result.returncode == 1 and result.stdout == ""
+  assert result.stderr.strip().splitlines() == [
+      "ganjax.report: error: runs/fashion/config.json does not exist: "
+      "--workdir=runs/fashion is not a ganjax run directory. Run directories "
+      "beside it: runs/fashion_short; give one with --workdir= (with make: "
+      "WORKDIR=)."]
+  assert not (tmp_path / "runs" / "fashion").exists()
+
+
 
 def test_sigterm_saves_and_resume_is_bit_identical(tmp_path):
   """SIGTERM mid-run: a checkpoint of the current step, exit status 143; the
@@ -188,6 +225,19 @@ def test_a_misspelt_config_field_is_one_line_naming_the_field(tmp_path):
                              "a field of experiments/fashion.py:smoke; did "
                              "you mean batch_size?")
   assert "fields: adam_b1, " in lines[0]
+  assert not workdir.exists()
+
+
+def test_a_missing_dataset_is_one_line_and_nothing_is_written(tmp_path):
+  workdir = tmp_path / "run"
+  result = _run("ganjax.train", "--config=experiments/fashion.py:smoke",
+                f"--workdir={workdir}", "--config.data_source=idx",
+                f"--config.data_dir={tmp_path / 'nothing'}")
+  lines = result.stderr.strip().splitlines()
+  assert result.returncode == 1 and len(lines) == 1, result.stderr[-3000:]
+  assert lines[0].startswith("ganjax.train: error: fashion_mnist train split "
+                             f"not found: missing file {tmp_path}/nothing/")
+  assert "apt-get install dataset-fashion-mnist" in lines[0]
   assert not workdir.exists()
 
 

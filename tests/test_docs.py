@@ -46,3 +46,21 @@ def test_results_rows_are_generated_from_committed_json():
       [sys.executable, os.path.join("benchmarks", "results_table.py"),
        "check"], cwd=REPO, capture_output=True, text=True, timeout=120)
   assert result.returncode == 0, result.stderr
+
+
+def test_readme_names_every_make_target_and_the_same_durations():
+  """A user learns the make targets from the README: each one is there, and
+  the run lengths the Makefile's comments give are the README's."""
+  with open(os.path.join(REPO, "Makefile"), encoding="utf-8") as f:
+    makefile = f.read()
+  with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+    readme = f.read()
+  targets = re.search(r"^\.PHONY:(.*)$", makefile, re.M).group(1).split()
+  assert targets and not [t for t in targets if f"make {t}" not in readme]
+  minutes = lambda text: set(re.findall(r"(\d+)\s+min", text))
+  with open(os.path.join(REPO, "docs", "results.md"), encoding="utf-8") as f:
+    results = f.read()
+  # The short run's time is the one measured in docs/results.md.
+  short = re.search(r"3,000 steps at batch 128 .*? took (\d+) min", results,
+                    re.S).group(1)
+  assert minutes(makefile) <= minutes(readme) | {short}, minutes(makefile)

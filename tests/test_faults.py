@@ -1,5 +1,5 @@
-"""Faults injected into real training runs: a NaN, SIGKILL at any moment
-(mid-checkpoint included), a full disk while saving."""
+"""Faults injected into real training runs: a NaN, a stop signal, SIGKILL at
+any moment (mid-checkpoint included), a full disk while saving."""
 
 import os
 import signal
@@ -15,6 +15,7 @@ import pytest
 from ganjax import build
 from ganjax import checkpointing
 from ganjax import metric_writers
+from ganjax import signals
 from ganjax import trainer
 from tests.conftest import REPO, leaves, smoke_config, subprocess_env
 
@@ -142,6 +143,44 @@ def _logged_step(log_path, at_least):
   steps = [int(part.split("/")[0]) for part in text.split(" step ")[1:]
            if part.split("/")[0].isdigit()]
   return bool(steps) and max(steps) >= at_least
+
+
+def test_a_stop_waits_for_one_call_and_python_stays_two_calls_ahead(
+    tmp_path, monkeypatch):
+  """Ctrl-C's latency: the loop never queues more than two calls (each call
+  of 2 steps at batch 128 takes long enough on CPU for Python to run far
+  ahead if it did not wait), and a stop signal seen after call n saves the
+  state after call n, with no further call dispatched."""
+  outputs = []
+  original = build.compile_train_fn
+
+  def compile_watched(*args, **kwargs):
+    train_fn = original(*args, **kwargs)
+
+    def watched(states, data):
+      for earlier in outputs[:-1]:  # all but the newest call are done
+        assert all(x.is_ready() for x in jax.tree.leaves(earlier)), (
+            f"call {len(outputs) + 1} dispatched before call "
+            f"{outputs.index(earlier) + 1} finished")
+      states, metrics = train_fn(states, data)
+      outputs.append(metrics)
+      return states, metrics
+    return watched
+
+  def should_stop(self):
+    if len(outputs) == 4:
+      self.signum = signal.SIGINT
+    return self.signum is not None
+
+  monkeypatch.setattr(build, "compile_train_fn", compile_watched)
+  monkeypatch.setattr(signals.StopSignals, "should_stop", should_stop)
+  with pytest.raises(signals.Preempted, match="Stopped by SIGINT at step 8"):
+    trainer.train_and_evaluate(
+        smoke_config(batch_size=128, num_steps=40, checkpoint_every=40,
+                     sample_every=40, log_every=40), str(tmp_path))
+  assert len(outputs) == 4
+  assert checkpointing.Checkpointer(os.path.join(tmp_path, "checkpoints"),
+                                    3).all_steps() == [8]
 
 
 def test_sigkill_at_any_moment_leaves_a_resumable_run(tmp_path):

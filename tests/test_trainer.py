@@ -149,6 +149,7 @@ def test_missing_dataset_says_how_to_get_it(tmp_path):
                      match=r"missing file .*train-images-idx3-ubyte.*"
                      r"apt-get install dataset-fashion-mnist"):
     trainer.train_and_evaluate(config, str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()  # nothing written, not even config
 
 
 def test_checkpoint_of_another_state_layout_is_named(smoke_run, tmp_path):
