@@ -27,6 +27,11 @@ reads `real_logits` in G's phase).
   non-saturating loss on l_real - mean(l_fake) and l_fake - mean(l_real),
   symmetric for G. Under several devices the means are over each device's
   part of the batch, so this one loss depends on the device count.
+- "rpgan": the relativistic pairing GAN (Jolicoeur-Martineau 2018; R3GAN,
+  Huang et al. 2024): D minimizes softplus(l_fake_i - l_real_i) over pairs
+  (fake i, real i), G softplus(l_real_i - l_fake_i). Pairs are rows of the
+  same batch, so it does not depend on the device count. R3GAN pairs it with
+  the zero-centred penalties R1 and R2 (config.penalties "r1:g,r2:g").
 """
 
 import dataclasses
@@ -84,6 +89,12 @@ def _relativistic(fake, real):
   return _d_bce(fake - real.mean(), real - fake.mean())
 
 
+def _rpgan(fake, real):
+  """E[softplus(fake_i - real_i)]: what the side whose logits come first
+  minimizes (D with (fake, real), G with (real, fake))."""
+  return jax.nn.softplus(fake - real).mean()
+
+
 LOSSES = {
     "minimax": GANLoss(d=_d_bce, g=lambda fake, real: -jax.nn.softplus(
         fake).mean()),
@@ -102,6 +113,8 @@ LOSSES = {
     "relativistic": GANLoss(
         d=_relativistic, g=lambda fake, real: _relativistic(real, fake),
         g_needs_reals=True),
+    "rpgan": GANLoss(d=_rpgan, g=lambda fake, real: _rpgan(real, fake),
+                     g_needs_reals=True),
 }
 NAMES = ["reference", *LOSSES]  # grows with `register`
 

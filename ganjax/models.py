@@ -289,3 +289,7 @@ def make_models(config, axis_name: Optional[str] = None):
   discriminator = d_cls(width=config.d_width, dropout_rate=config.d_dropout,
                         spectral_norm=config.spectral_norm, **common)
   return generator, discriminator
+
+
+# Registered through the public API, like a user's own architecture.
+from ganjax import r3gan  # pylint: disable=g-import-not-at-top,wrong-import-position,unused-import

@@ -140,3 +140,11 @@ def parse(text: str) -> tuple:
     if weight:  # 0 = off, as for config.r1_weight
       penalties.append(Penalty(name, weight, every))
   return tuple(penalties)
+
+
+@register("r2")
+def r2_penalty(d_fn, reals, fakes, *, key, rows):
+  """R2 (Mescheder et al. 2018; R3GAN): E[||grad D(x_fake)||_2^2] / 2, R1 at
+  the fakes D was trained on in this step."""
+  del reals, key, rows
+  return 0.5 * jnp.square(_input_gradients(d_fn, fakes)).sum(-1).mean()

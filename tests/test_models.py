@@ -1,11 +1,15 @@
-"""The reference DCGAN's shapes and parameter counts."""
+"""The architectures: the reference DCGAN's shapes and parameter counts,
+R3GAN's initialization and construction."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from ganjax import configs
 from ganjax import models
+from ganjax import r3gan
+from tests.conftest import smoke_config
 
 
 def _count(tree):
@@ -61,3 +65,40 @@ def test_dropout_rate_and_scale():
   flat = kept.reshape(-1, 2)
   both = (flat[:, 0] & flat[:, 1]).mean()
   assert abs(both - 0.36) < 5 * np.sqrt(0.36 * 0.64 / flat.shape[0])
+
+
+def test_r3gan_blocks_start_as_the_identity():
+  """Fix-up initialization: each residual branch's last convolution starts
+  at zero, so a block maps x to x exactly; its other layers do not."""
+  x = jax.random.normal(jax.random.key(0), (2, 7, 7, 32))
+  block = r3gan.Block(32, scale=0.5)
+  params = block.init(jax.random.key(1), x)
+  np.testing.assert_array_equal(block.apply(params, x), x)
+  kernels = {"/".join(p.key for p in path): v for path, v in
+             jax.tree_util.tree_leaves_with_path(params) if path[-1].key ==
+             "kernel"}
+  assert sorted(k for k, v in kernels.items() if not np.any(v)) == [
+      "params/Conv_2/kernel"]
+
+
+@pytest.mark.parametrize("name,dataset,shape", [
+    ("r3gan28", "fashion_mnist", (28, 28, 1)), ("r3gan32", "cifar10",
+                                                 (32, 32, 3))])
+@pytest.mark.parametrize("conditional", [False, True])
+def test_r3gan_builds_from_a_config(name, dataset, shape, conditional):
+  """Registered through models.register_architecture, built by make_models
+  as any architecture, conditional too."""
+  config = smoke_config(architecture=name, dataset=dataset,
+                        conditional=conditional,
+                        g_width=16, d_width=16, d_dropout=0.0)
+  configs.validate(config, 1)
+  generator, discriminator = models.make_models(config)
+  labels = (jnp.array([0, 9]),) if conditional else ()
+  z = jax.random.normal(jax.random.key(0), (2, config.latent_dim))
+  g_vars = generator.init(jax.random.key(1), z, *labels, train=False)
+  images = generator.apply(g_vars, z, *labels, train=True)
+  assert images.shape == (2, *shape)
+  d_vars = discriminator.init(jax.random.key(2), images, *labels, train=False)
+  logits = discriminator.apply(d_vars, images, *labels, train=True)
+  assert logits.shape == (2,) and np.all(np.isfinite(logits))
+  assert ("projection" in d_vars["params"]) == conditional

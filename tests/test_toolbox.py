@@ -45,6 +45,8 @@ EXPECTED = {
         + np.mean(_softplus(FAKE - REAL.mean())),
         np.mean(_softplus(-(FAKE - REAL.mean())))
         + np.mean(_softplus(REAL - FAKE.mean()))),
+    "rpgan": (np.mean(_softplus(FAKE - REAL)),  # pairs (fake i, real i)
+              np.mean(_softplus(REAL - FAKE))),
 }
 
 
@@ -116,6 +118,23 @@ def test_gradient_penalties_of_known_functions():
   np.testing.assert_allclose(
       _gp(quadratic, reals, fakes, key),
       np.mean((np.linalg.norm(mixed, axis=1) - 1) ** 2), rtol=1e-5)
+
+
+def test_r2_is_half_the_squared_input_gradient_at_the_fakes():
+  """R2 against gradients taken one image at a time of a real D (the
+  penalty takes them for the batch at once): the fakes', not the reals'."""
+  reals = jax.random.normal(jax.random.key(0), (3, 28, 28, 1))
+  fakes = jax.random.normal(jax.random.key(1), (3, 28, 28, 1))
+  d = models.Discriminator(width=8, dropout_rate=0.0)
+  params = d.init(jax.random.key(2), fakes, train=False)["params"]
+  d_fn = lambda x: d.apply({"params": params}, x, train=False)
+  one = lambda x: d_fn(x[None])[0]
+  direct = np.mean([0.5 * float(jnp.square(jax.grad(one)(x)).sum())
+                    for x in fakes])
+  np.testing.assert_allclose(
+      regularizers.r2_penalty(d_fn, reals, fakes, key=None, rows=None),
+      direct, rtol=1e-5)
+  assert abs(float(_r1(d_fn, reals)) - direct) > 1e-3 * direct
 
 
 @pytest.mark.parametrize("impl", ["hybrid", "matmul"])
