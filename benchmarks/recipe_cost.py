@@ -22,6 +22,7 @@ import jax
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 from benchmarks.step_time import time_calls, training_call  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ganjax import build  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import configs  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import input_pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import recipes  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -30,7 +31,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 RECIPES = ("fashion", "fashion_ns_adam", "fashion_hinge_sn",
            "fashion_wgan_gp", "fashion_r1_ema_diffaug", "fashion_conditional",
-           "fashion_conditional_ema")
+           "fashion_conditional_ema", "fashion_r3gan")
 
 
 def recipe_ms(recipe, images, labels, batch, steps_per_call, repeats):
@@ -38,7 +39,9 @@ def recipe_ms(recipe, images, labels, batch, steps_per_call, repeats):
   config.update(batch_size=batch, steps_per_call=steps_per_call)
   if config.r1_weight:  # lazy R1 groups must divide the fused call
     config.r1_every = math.gcd(config.r1_every, steps_per_call)
-  assert not config.penalties, "lazy periods of config.penalties: adjust"
+  assert all(steps_per_call % p.every == 0 for p in build.penalties(config)), (
+      f"{recipe}: a lazy period of config.penalties does not divide "
+      f"--steps_per_call={steps_per_call}")
   configs.validate(config, 1)
   call = training_call(config, images, jax.local_devices()[:1], labels)
   return time_calls(call, steps_per_call, repeats)

@@ -1,7 +1,7 @@
 """Results rows of the docs, generated from committed JSON.
 
   python benchmarks/results_table.py collect NAME RUNDIR [--log=TRAIN.log]
-      [--previous='{"fid": F, "recall": R, "source": "README.md at COMMIT"}']
+      [--group=equal_time] [--previous='{"fid": F, "recall": R, "source": "README.md at COMMIT"}']
       [--note=TEXT]
   python benchmarks/results_table.py table        # prints the markdown tables
   python benchmarks/results_table.py write        # rewrites them in docs/results.md
@@ -9,14 +9,18 @@
 
 `collect` keeps what a row needs from a finished run (its command line and
 machine from run.json, its in-training evaluations, the loop time from the
-training log) in benchmarks/results/runs/NAME.json; `--previous` records the
+training log) in benchmarks/results/runs/NAME.json (with `--group=G`, in
+benchmarks/results/runs/G/NAME.json, a table of its own); `--previous` records the
 numbers an earlier version of the row showed, and where (a file at a
 commit), printed side by side. Notes are printed under the table.
 
 Each generated table of docs/results.md sits between two marker lines
-(`SECTIONS`: the re-run rows, the recipes' step costs from
+(`SECTIONS`: the re-run rows, the recipes at equal training time (group
+equal_time), the recipes' step costs from
 benchmarks/results/recipe_cost_cpu.json, the EMA statistics study from
-benchmarks/results/ema_statistics_cpu.json) and is never edited by hand.
+benchmarks/results/ema_statistics_cpu.json, Stacked Fashion-MNIST's
+calibration from benchmarks/results/calibration_stacked_cpu.json) and is
+never edited by hand.
 """
 
 import argparse
@@ -33,7 +37,8 @@ KEYS = ("fid", "kid", "precision", "recall", "density", "coverage",
         "classes_covered")
 
 
-def collect(name, rundir, log=None, previous=None, note=None) -> dict:
+def collect(name, rundir, log=None, previous=None, note=None,
+            group="") -> dict:
   """Writes benchmarks/results/runs/NAME.json from a finished run.
 
   Args:
@@ -43,6 +48,8 @@ def collect(name, rundir, log=None, previous=None, note=None) -> dict:
       T s", or the older "Finished N steps in T s").
     previous: {"fid", "recall", "source"} an earlier version of the row.
     note: how the run was made, printed under the table.
+    group: a subfolder of benchmarks/results/runs/ whose rows make a table
+      of their own ("" for the re-run rows).
 
   Returns:
     The row as written.
@@ -63,6 +70,10 @@ def collect(name, rundir, log=None, previous=None, note=None) -> dict:
       found = re.findall(r"Finished (?:\d+ steps|steps \d+ to \d+) in "
                          r"([0-9.]+) s", f.read())
     loop_seconds = float(found[-1]) if found else None
+    elapsed = _seconds_to_evaluations(log)
+    for step, seconds in elapsed.items():
+      if step in evals:
+        evals[step]["seconds_from_start"] = seconds
   argv = manifest["argv"]
   row = {"name": name,
          "command": "python -m ganjax.train " + " ".join(
@@ -73,12 +84,58 @@ def collect(name, rundir, log=None, previous=None, note=None) -> dict:
          "git_commit": manifest.get("git_commit"),
          "evaluations": evals, "loop_seconds": loop_seconds,
          "previous": previous, "note": note}
-  os.makedirs(RESULTS, exist_ok=True)
-  with open(os.path.join(RESULTS, f"{name}.json"), "w",
+  os.makedirs(os.path.join(RESULTS, group), exist_ok=True)
+  with open(os.path.join(RESULTS, group, f"{name}.json"), "w",
             encoding="utf-8") as f:
     json.dump(row, f, indent=1, sort_keys=True)
     f.write("\n")
   return row
+
+
+def _seconds_to_evaluations(log) -> dict:
+  """{step: seconds from the log's "Training ... from step" line to its
+  "eval at step N" line} (wall time, compiling included), from the log
+  lines' timestamps (absl's "I1203 05:41:45.329570", one day at most)."""
+  stamp = re.compile(r"^[IWE]\d{4} (\d\d):(\d\d):(\d\d\.\d+) ")
+  start, out = None, {}
+  with open(log, encoding="utf-8") as f:
+    for line in f:
+      m = stamp.match(line)
+      if not m:
+        continue
+      t = int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3])
+      if start is None and "] Training " in line:
+        start = t
+      found = re.search(r"eval at step (\d+):", line)
+      if found and start is not None:
+        out[found[1]] = round((t - start) % 86400, 1)
+  return out
+
+
+def equal_time_table() -> str:
+  """benchmarks/results/runs/equal_time/*.json: a row per evaluation, with
+  the wall time from the start of training to it."""
+  lines = ["| recipe (`--config=experiments/...`) | step | FID | KID | "
+           "precision | recall | density | coverage | classes | wall time "
+           "to this step |", "| --- |" + " ---: |" * (len(KEYS) + 2)]
+  notes = []
+  for path in sorted(glob.glob(os.path.join(RESULTS, "equal_time",
+                                            "*.json"))):
+    with open(path, encoding="utf-8") as f:
+      row = json.load(f)
+    recipe = row["command"].split("--config=experiments/", 1)[-1]
+    recipe = recipe.split(" ", 1)[0]
+    if row.get("note"):
+      notes.append(f"`{row['name']}` (`{recipe}`): {row['note']}. Command: "
+                   f"`{row['command']}`.")
+    for step in sorted(row["evaluations"], key=int):
+      result = row["evaluations"][step]
+      seconds = result.get("seconds_from_start")
+      lines.append("| " + " | ".join(
+          [f"`{recipe}`", f"{int(step):,}"] +
+          [_fmt(k, result[k]) for k in KEYS] +
+          [f"{seconds:,.0f} s" if seconds else "-"]) + " |")
+  return "\n".join(lines + [""] + [f"- {n}" for n in notes])
 
 
 def _fmt(key, value):
@@ -144,8 +201,26 @@ def ema_statistics_table(path=os.path.join(
   return ema_statistics.table(path)
 
 
-SECTIONS = {"runs": table, "recipe_cost": recipe_cost_table,
-            "ema_statistics": ema_statistics_table}
+def stacked_calibration_table(path=os.path.join(
+    ROOT, "benchmarks", "results", "calibration_stacked_cpu.json")) -> str:
+  """Stacked Fashion-MNIST's metrics on sets of known quality, from
+  calibration.py's JSON."""
+  with open(path, encoding="utf-8") as f:
+    rows = json.load(f)["rows"]
+  lines = ["| set | FID | recall | modes covered (of 1,000) | KL from "
+           "uniform |", "| --- | ---: | ---: | ---: | ---: |"]
+  for name, row in rows.items():
+    lines.append(f"| {name} ({row['num_samples']:,} images) | "
+                 f"{_fmt('fid', row['fid'])} | "
+                 f"{_fmt('recall', row['recall'])} | "
+                 f"{row['modes_covered']} | {row['mode_kl']:.3f} |")
+  return "\n".join(lines)
+
+
+SECTIONS = {"runs": table, "equal_time": equal_time_table,
+            "recipe_cost": recipe_cost_table,
+            "ema_statistics": ema_statistics_table,
+            "stacked_calibration": stacked_calibration_table}
 
 
 def _markers(name):
@@ -177,12 +252,13 @@ def main():
   collect_parser.add_argument("--log")
   collect_parser.add_argument("--previous", type=json.loads)
   collect_parser.add_argument("--note")
+  collect_parser.add_argument("--group", default="")
   for name in ("table", "write", "check"):
     sub.add_parser(name)
   args = parser.parse_args()
   if args.command == "collect":
     print(json.dumps(collect(args.name, args.rundir, args.log, args.previous,
-                             args.note), indent=1))
+                             args.note, args.group), indent=1))
   elif args.command == "table":
     print("\n\n".join(make() for make in SECTIONS.values()))
   else:

@@ -65,12 +65,17 @@ def get_config(arg=None):
   # More penalties from ganjax.regularizers' registry: "name:weight[:every],..."
   config.penalties = ""
   # DiffAugment of every D input: comma-separated "color", "translation",
-  # "cutout"; "" = none.
+  # "cutout", "xflip"; "" = none.
   config.augment = ""
   # Their sizes as fractions of the image side (the paper's values): shift by
   # up to 1/8 (28 px: 4 px), cut out a square of 1/2 (28 px: 14x14).
   config.augment_translation = 0.125
   config.augment_cutout = 0.5
+  # Adaptive augmentation (ADA): > 0 applies each transform of config.augment
+  # with a probability p tuned so that E[sign(D(reals))] holds this target
+  # (the paper's 0.6); p moves by at most 1 per ada_kimg thousand images.
+  config.ada_target = 0.0
+  config.ada_kimg = 100.0
   # EMA of G's weights, used for samples and evaluation when > 0.
   config.ema_decay = 0.0
   config.ema_start = 0  # the average equals the weights before this step

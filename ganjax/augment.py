@@ -17,6 +17,17 @@ depend on the device count.
 - cutout: zero a square of `cutout` (config.augment_cutout, the paper's 0.5)
   of the image size (28 px: 14x14), centred at a uniformly drawn position; the
   part that falls outside the image is lost, as in the paper.
+- xflip: mirror left-right (ADA's first "blit" transform).
+
+Adaptive augmentation (ADA, Karras et al. 2020; `Adaptive`, config.ada_target
+> 0): each transform is applied to each image with probability p, drawn per
+image and transform, and p, kept in the training state, follows the
+overfitting heuristic r_t = E[sign(D(x_real))] toward a target: after every
+step, p += sign(r_t - target) * B / (ada_kimg * 1000) for a global batch of
+B, clipped to [0, 1]; p could go from 0 to 1 in `ada_kimg` thousand images.
+The paper adjusts every 4 steps from r_t over those steps with a 4x larger
+increment; here every step, from that step's batch, with the paper's rate of
+change per image.
 """
 
 import dataclasses
@@ -24,7 +35,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-TRANSFORMS = ("color", "translation", "cutout")
+TRANSFORMS = ("color", "translation", "cutout", "xflip")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +48,27 @@ class Policy:
 
   def __bool__(self):
     return bool(self.names)
+
+
+@dataclasses.dataclass(frozen=True)
+class Adaptive:
+  """ADA's controller of the augmentation probability p (module docstring)."""
+  target: float = 0.6  # the r_t that p is tuned to hold
+  kimg: float = 100.0  # thousands of images for p to move by 1
+
+  def __post_init__(self):
+    if not 0 < self.target < 1:
+      raise ValueError(f"config.ada_target={self.target!r} is invalid: must "
+                       "be in (0, 1) (the paper uses 0.6), or 0 for off.")
+    if not self.kimg > 0:
+      raise ValueError(f"config.ada_kimg={self.kimg!r} is invalid: must be "
+                       "> 0 (thousands of images for p to move by 1).")
+
+  def update(self, p, r_t, batch_size: int):
+    """p after a step whose global batch of `batch_size` reals had
+    E[sign(D(x))] = r_t."""
+    step = jnp.sign(r_t - self.target) * batch_size / (self.kimg * 1000.0)
+    return jnp.clip(p + step, 0.0, 1.0)
 
 
 def parse_policy(policy: str, translation: float = 0.125,
@@ -58,6 +90,23 @@ def parse_policy(policy: str, translation: float = 0.125,
 def policy_from_config(config) -> Policy:
   return parse_policy(config.augment, config.augment_translation,
                       config.augment_cutout)
+
+
+def adaptive_from_config(config) -> Adaptive | None:
+  """ADA's controller, or None when config.ada_target is 0."""
+  for field in ("ada_target", "ada_kimg"):
+    value = config[field]
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+        or value != value):
+      raise ValueError(f"config.{field}={value!r} is invalid: must be a "
+                       "number.")
+  if not config.ada_target:
+    return None
+  if not config.augment:
+    raise ValueError(f"config.ada_target={config.ada_target!r} needs "
+                     "transforms to apply: set config.augment, e.g. "
+                     "'xflip,translation,color'.")
+  return Adaptive(float(config.ada_target), float(config.ada_kimg))
 
 
 def pixels(fraction: float, size: int) -> int:
@@ -129,21 +178,33 @@ def _cutout(draws, x, policy):
   return jnp.where(inside, jnp.zeros_like(x), x)
 
 
-_FNS = {"color": _color, "translation": _translation, "cutout": _cutout}
+def _xflip(draws, x, policy):
+  del draws, policy  # always applied; ADA's gate decides per image
+  return x[:, :, ::-1, :]
 
 
-def augment(images_BxHxWxC, key, policy: Policy, *, rows=None):
+_FNS = {"color": _color, "translation": _translation, "cutout": _cutout,
+        "xflip": _xflip}
+
+
+def augment(images_BxHxWxC, key, policy: Policy, *, rows=None, p=None):
   """Applies `policy` to a batch, each image with its own parameters.
 
   `rows=(start, global_size)` when the batch is a device's slice of a global
   batch: parameters are drawn for all `global_size` images and rows
   start.. are used, so they do not depend on the device count. The same key
   and rows give the same transforms, whatever the images (real or fake).
+  With `p` (ADA), each transform is applied to each image with probability
+  p; without it, always (DiffAugment; then "xflip" mirrors every image).
   """
   n = images_BxHxWxC.shape[0]
   start, size = rows if rows is not None else (0, n)
   draws = _Draws(key, start, size, n)
   x = images_BxHxWxC
   for name in policy.names:
-    x = _FNS[name](draws, x, policy)
+    if p is None:
+      x = _FNS[name](draws, x, policy)
+    else:
+      apply = (draws.uniform() < p)[:, None, None, None]
+      x = jnp.where(apply, _FNS[name](draws, x, policy), x)
   return x

@@ -46,6 +46,7 @@ def make_gan(config, axis_name=None, objective=True) -> gan_lib.GAN:
       generator=generator, discriminator=discriminator, g_optimizer=g_tx,
       d_optimizer=d_tx, latent_dim=config.latent_dim,
       augment=augment.policy_from_config(config),
+      ada=augment.adaptive_from_config(config),
       ema_decay=float(config.ema_decay), ema_start=config.ema_start,
       num_classes=models.num_classes(config), phase1_bn=config.phase1_bn,
       **extra)

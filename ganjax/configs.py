@@ -66,6 +66,7 @@ ADDED_DEFAULTS = {
     # cut out (size // 2 + 1) // 2 * 2 - 1 (13 at 28 px, 15 at 32): these
     # fractions give exactly those sizes and draws at 28 and 32 px.
     "augment_translation": 0.11, "augment_cutout": 0.46, "penalties": "",
+    "ada_target": 0.0, "ada_kimg": 100.0,
 }
 
 
@@ -118,6 +119,7 @@ def validate(config, num_devices: int) -> None:
     _fail("augment", config.augment, "must be a string such as "
           "'color,translation,cutout'")
   augment.policy_from_config(config)
+  augment.adaptive_from_config(config)
   if not isinstance(config.penalties, str):
     _fail("penalties", config.penalties, "must be a string such as "
           "'r1:10:16' (name:weight[:every], comma-separated)")
@@ -169,7 +171,8 @@ def validate(config, num_devices: int) -> None:
     _fail("architecture", config.architecture,
           f"it makes {size[0]}x{size[1]} images and {config.dataset} has "
           f"{spec.image_shape[0]}x{spec.image_shape[1]}; use one of {fitting}")
-  if config.eval_every and config.dataset not in classifier.WEIGHTS:
+  if config.eval_every and (spec.base or config.dataset) not in (
+      classifier.WEIGHTS):
     _fail("eval_every", config.eval_every,
           f"no evaluation classifier exists for {config.dataset}; set 0 "
           "(evaluate samples with your own tools)")

@@ -74,6 +74,8 @@ class TrainState:
   d_stats: Any = flax.struct.field(default_factory=dict)
   # G's parameters averaged over steps (GAN.ema_decay), or None when off.
   g_ema_params: Any = None
+  # ADA's augmentation probability p, float32 (), or None when off.
+  augment_p: Any = None
 
 
 def _labels_args(labels):
@@ -91,6 +93,9 @@ class GAN:
     loss: a `losses.GANLoss` or the name of a registered one.
     penalties: `regularizers.Penalty`s added to D's loss.
     augment: DiffAugment policy applied to every image D sees.
+    ada: with an `augment.Adaptive`, each transform of `augment` applies to
+      each image with probability p (`TrainState.augment_p`, from 0), which
+      the step adjusts from D's outputs on the reals (ADA).
     ema_decay: > 0 keeps an exponential moving average of G's parameters
       (`TrainState.g_ema_params`), equal to them before step `ema_start`.
     num_classes: > 0 makes G and D conditional: batches carry "labels" and
@@ -107,6 +112,7 @@ class GAN:
   loss: Any = "non_saturating"
   penalties: tuple = ()
   augment: augment_lib.Policy = augment_lib.Policy()
+  ada: augment_lib.Adaptive | None = None
   ema_decay: float = 0.0
   ema_start: int = 0
   num_classes: int = 0
@@ -114,10 +120,14 @@ class GAN:
 
   def __post_init__(self):
     names = [p.name for p in self.penalties]
-    reserved = {"d_loss", "g_loss", "d_real", "d_fake"}
+    reserved = {"d_loss", "g_loss", "d_real", "d_fake", "augment_p",
+                "ada_r_t"}
     if len(set(names)) < len(names) or reserved & set(names):
       raise ValueError(f"GAN penalties {names}: each needs its own name, "
                        f"none of {sorted(reserved)} (the metrics' names).")
+    if self.ada and not self.augment:
+      raise ValueError("GAN ada needs transforms to apply (augment, "
+                       "config.augment), e.g. 'xflip,translation,color'.")
     if self.phase1_bn not in ("batch", "inference"):
       raise ValueError(f"GAN phase1_bn={self.phase1_bn!r} is not 'batch' or "
                        "'inference'.")
@@ -166,7 +176,8 @@ class GAN:
         perm=jnp.arange(num_examples, dtype=jnp.int32),  # redrawn at step 0
         d_stats={k: v for k, v in d_vars.items() if k != "params"},
         g_ema_params=(jax.tree.map(jnp.copy, g_params) if self.ema_decay
-                      else None))
+                      else None),
+        augment_p=jnp.zeros((), jnp.float32) if self.ada else None)
 
   def _apply_g(self, params, batch_stats, z, labels):
     return apply_g_train(self.generator, params, batch_stats, z, labels)
@@ -205,6 +216,11 @@ class GAN:
     state, metrics = self._d_phase(state, inputs, axis_name, lazy_phase)
     state, g_loss = self._g_phase(state, inputs, axis_name)
     metrics["g_loss"] = g_loss
+    if self.ada:  # one p for the whole step; the next step gets the new one
+      r_t = _mean(metrics.pop("real_sign"), axis_name)
+      metrics.update(augment_p=state.augment_p, ada_r_t=r_t)
+      state = state.replace(augment_p=self.ada.update(
+          state.augment_p, r_t, inputs.rows[1]))
     return state.replace(step=state.step + 1), _mean(metrics, axis_name)
 
   def _draw(self, batch, key, axis_name) -> "_Inputs":
@@ -252,10 +268,10 @@ class GAN:
                   aug_g_real=k_augg_real, penalty=k_pen,
                   drop_penalty=k_drop_pen))
 
-  def _augment(self, images, key, rows):
+  def _augment(self, images, key, rows, p):
     if not self.augment:
       return images
-    return augment_lib.augment(images, key, self.augment, rows=rows)
+    return augment_lib.augment(images, key, self.augment, rows=rows, p=p)
 
   def _d_phase(self, state, inputs, axis_name, lazy_phase):
     """Phase 1: D learns on B fakes and the B reals; (state, metrics)."""
@@ -267,8 +283,10 @@ class GAN:
     else:  # batch statistics; the moving averages are updated in phase 2.
       fakes, _ = self._apply_g(state.g_params, state.g_batch_stats, x.z_d,
                                x.fake_yd)
-    fakes_d = self._augment(fakes, keys["aug_d_fake"], x.rows)
-    reals_d = self._augment(x.reals, keys["aug_d_real"], x.rows)
+    fakes_d = self._augment(fakes, keys["aug_d_fake"], x.rows,
+                            state.augment_p)
+    reals_d = self._augment(x.reals, keys["aug_d_real"], x.rows,
+                            state.augment_p)
     d_inputs = jnp.concatenate([fakes_d, reals_d], axis=0)
     d_y = (None if x.real_y is None
            else jnp.concatenate([x.fake_yd, x.real_y]))
@@ -302,6 +320,8 @@ class GAN:
     probs = jax.nn.sigmoid(logits)
     metrics.update({"d_loss": d_loss, "d_real": probs[per_device:].mean(),
                     "d_fake": probs[:per_device].mean()})
+    if self.ada:  # ADA's overfitting heuristic, from this step's reals
+      metrics["real_sign"] = jnp.sign(logits[per_device:]).mean()
     return state.replace(d_params=d_params, d_stats=d_stats,
                          d_opt_state=d_opt_state), metrics
 
@@ -314,7 +334,8 @@ class GAN:
     if gan_loss.g_needs_reals:
       real_logits = self._apply_d(
           state.d_params, state.d_stats,
-          self._augment(x.reals, keys["aug_g_real"], x.rows), x.real_y,
+          self._augment(x.reals, keys["aug_g_real"], x.rows,
+                        state.augment_p), x.real_y,
           jax.random.fold_in(keys["drop_g"], 1))[0]
 
     def g_loss_fn(g_params):
@@ -322,7 +343,8 @@ class GAN:
                                              x.z_g, x.fake_yg)
       logits, _ = self._apply_d(
           state.d_params, state.d_stats,
-          self._augment(fakes, keys["aug_g_fake"], x.rows), x.fake_yg,
+          self._augment(fakes, keys["aug_g_fake"], x.rows, state.augment_p),
+          x.fake_yg,
           keys["drop_g"])
       return gan_loss.g(logits, real_logits), new_batch_stats
 

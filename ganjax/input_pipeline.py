@@ -14,7 +14,7 @@ import dataclasses
 import gzip
 import hashlib
 import os
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -33,6 +33,11 @@ class DatasetSpec:
   # reference copy was reachable to pin it (the loader then checks structure).
   sha256: dict
   how_to_get: str
+  # A dataset made from another: derive(split, source=, data_dir=,
+  # tfds_data_dir=) -> (images, labels, info), and the dataset whose
+  # classifier scores it (see ganjax/stacked.py).
+  derive: Optional[Callable] = None
+  base: Optional[str] = None
 
 
 SPECS = {
@@ -239,6 +244,9 @@ def load(name: str, split: str, *, source: str = "auto",
   if source not in SOURCES:
     raise ValueError(f"config.data_source={source!r} is not one of "
                      f"{list(SOURCES)}.")
+  if spec.derive is not None:
+    return spec.derive(split, source=source, data_dir=data_dir,
+                       tfds_data_dir=tfds_data_dir)
   if source == "auto":
     source = "tfds" if tfds_available(name, tfds_data_dir) else "idx"
   if source == "tfds":
@@ -309,3 +317,7 @@ def _check(spec, split, images, labels, origin, any_size=False):
 def to_model_range(images_uint8):
   """uint8 [0, 255] -> float in [-1, 1], works on numpy and jax arrays."""
   return images_uint8.astype("float32") / 127.5 - 1.0
+
+
+# Made from Fashion-MNIST; registered as a user's dataset would be.
+from ganjax import stacked  # pylint: disable=g-import-not-at-top,wrong-import-position,unused-import

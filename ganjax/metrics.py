@@ -44,6 +44,7 @@ import scipy.ndimage
 from ganjax import classifier as classifier_lib
 from ganjax import input_pipeline
 from ganjax import sampling
+from ganjax import stacked
 
 PROTOCOL_VERSION = "v1"
 SAMPLE_BATCH = 1000  # part of the protocol: the noise is drawn per batch
@@ -236,7 +237,12 @@ class Evaluator:
                source="auto", tfds_data_dir=None, classifier_path=None,
                kid_subsets=100, kid_subset_size=1000, seed=0):
     self.dataset = dataset
-    self.extractor = classifier_lib.load(dataset, classifier_path)
+    # A dataset made of another's images (Stacked Fashion-MNIST) is scored
+    # channel by channel with the base dataset's classifier.
+    base = input_pipeline.get_spec(dataset).base
+    self.channels = input_pipeline.get_spec(dataset).image_shape[-1] if (
+        base) else 0
+    self.extractor = classifier_lib.load(base or dataset, classifier_path)
     images, self.real_labels, self.data_info = input_pipeline.load(
         dataset, "test", source=source, data_dir=data_dir,
         tfds_data_dir=tfds_data_dir)
@@ -245,8 +251,17 @@ class Evaluator:
     self.real = self._statistics(images)
 
   def _statistics(self, images_uint8):
-    features, logits = self.extractor(images_uint8)
-    return {"features": features, "logits": logits,
+    modes = None
+    if self.channels:  # the channels' features side by side; the first's logits
+      parts = [self.extractor(images_uint8[..., c])
+               for c in range(self.channels)]
+      features = jnp.concatenate([f for f, _ in parts], axis=-1)
+      logits = parts[0][1]
+      modes = stacked.modes_of(np.stack(
+          [np.asarray(jnp.argmax(l, -1)) for _, l in parts], -1))
+    else:
+      features, logits = self.extractor(images_uint8)
+    return {"features": features, "logits": logits, "modes": modes,
             "moments": moments(features), "logit_moments": moments(logits),
             "radii": knn_radii(features)}
 
@@ -278,6 +293,8 @@ class Evaluator:
       result.update(manifold_metrics(real["features"], real["radii"],
                                      fake["features"], fake["radii"]))
     result.update(class_histogram(fake["logits"]))
+    if fake["modes"] is not None:
+      result.update(stacked.coverage(fake["modes"]))
     if labels is not None:
       result.update(conditional_accuracy(fake["logits"], labels))
     result["num_samples"] = int(images_uint8.shape[0])
@@ -297,7 +314,8 @@ def calibration_sets(train_images, num, seed=0) -> dict:
   rng = np.random.default_rng(seed)
   real = train_images[rng.permutation(len(train_images))[:num]]
   blur = lambda sigma: np.round(scipy.ndimage.gaussian_filter(
-      real.astype(np.float64), (0, sigma, sigma))).astype(np.uint8)
+      real.astype(np.float64),
+      (0, sigma, sigma) + (0,) * (real.ndim - 3))).astype(np.uint8)
   return {
       "train split": real,
       "blurred train, sigma 1": blur(1.0),

@@ -322,10 +322,12 @@ def _loop(run, states, start, stop):
       if rate is not None:
         scalars["steps_per_s"] = rate
       member.writer.write(at_step, scalars)
+      ada = (f"  ADA p {scalars['augment_p']:.3f}" if "augment_p" in scalars
+             else "")
       logging.info("step %d/%d%s  d_loss %.4f  g_loss %.4f  D(x) %.3f  "
-                   "D(G(z)) %.3f  %s", at_step, config.num_steps,
+                   "D(G(z)) %.3f%s  %s", at_step, config.num_steps,
                    member.label, scalars["d_loss"], scalars["g_loss"],
-                   scalars["d_real"], scalars["d_fake"], speed)
+                   scalars["d_real"], scalars["d_fake"], ada, speed)
 
   previous = None  # the outputs of the call before the newest
   while step < config.num_steps:

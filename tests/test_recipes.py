@@ -16,7 +16,7 @@ from tests.conftest import REPO
 
 RECIPES = ("fashion", "fashion_ns_adam", "fashion_hinge_sn", "fashion_wgan_gp",
            "fashion_r1_ema_diffaug", "fashion_conditional",
-           "fashion_conditional_ema", "cifar10_sngan")
+           "fashion_conditional_ema", "fashion_r3gan", "cifar10_sngan")
 
 
 def _config(recipe, variant="smoke", **overrides):
@@ -64,14 +64,17 @@ def test_recipe_trains(recipe, tmp_path, cifar_like):
     assert jax.tree.leaves(state.d_stats)
 
 
-def test_resume_with_ema_spectral_norm_and_schedule_is_exact(tmp_path):
+def test_resume_with_ema_spectral_norm_schedule_and_ada_is_exact(tmp_path):
   """A run stopped at step 2 and resumed equals the straight run, with the
-  EMA parameters, the power-iteration vectors and the learning-rate
-  schedule's step count in the checkpoint."""
+  EMA parameters, the power-iteration vectors, the learning-rate
+  schedule's step count and ADA's p in the checkpoint."""
   config = _config("fashion_r1_ema_diffaug", spectral_norm=True,
                    ema_start=0, checkpoint_every=2, r1_every=2,
-                   lr_schedule="cosine", lr_warmup_steps=1, lr_decay_steps=4)
+                   lr_schedule="cosine", lr_warmup_steps=1, lr_decay_steps=4,
+                   augment="xflip,translation", ada_target=0.6,
+                   ada_kimg=0.05)
   straight = trainer.train_and_evaluate(config, str(tmp_path / "a"))
+  assert 0 < float(straight.augment_p) < 1
   config.num_steps = 2
   trainer.train_and_evaluate(config, str(tmp_path / "b"))
   config.num_steps = 4

@@ -258,6 +258,60 @@ def test_diffaugment_per_device_rows_and_gradients():
   assert np.abs(np.asarray(grad)).sum() > 0
 
 
+def test_ada_p_follows_its_rule():
+  """p += sign(r_t - target) * B / (kimg * 1000), clipped to [0, 1]."""
+  ada = augment.Adaptive(target=0.6, kimg=2.0)
+  np.testing.assert_allclose(ada.update(0.5, 0.9, 128), 0.5 + 128 / 2000)
+  np.testing.assert_allclose(ada.update(0.5, 0.1, 128), 0.5 - 128 / 2000)
+  assert float(ada.update(0.5, 0.6, 128)) == 0.5
+  assert float(ada.update(0.99, 1.0, 128)) == 1.0
+  assert float(ada.update(0.01, -1.0, 128)) == 0.0
+  for bad in (dict(target=0.0), dict(target=1.0), dict(kimg=0.0)):
+    with pytest.raises(ValueError, match="config.ada_"):
+      augment.Adaptive(**bad)
+  with pytest.raises(ValueError, match="config.ada_target=0.6 needs "
+                     "transforms"):
+    configs.validate(smoke_config(ada_target=0.6), 1)
+
+
+def test_ada_applies_each_transform_with_probability_p():
+  """p = 0 leaves every image as it is, p = 1 transforms every one, and in
+  between each image is transformed or not on its own draw: 2,000 images at
+  p = 0.3 flip 30% +- 4% (4 standard deviations of the binomial)."""
+  images = jax.random.uniform(jax.random.key(0), (2000, 8, 8, 1))
+  policy = augment.parse_policy("xflip")
+  key = jax.random.key(1)
+  flipped = lambda p: np.asarray(jnp.any(
+      augment.augment(images, key, policy, p=p) != images, axis=(1, 2, 3)))
+  assert not flipped(0.0).any() and flipped(1.0).all()
+  assert abs(flipped(0.3).mean() - 0.3) < 0.04
+  part = augment.augment(images[100:200], key, policy, rows=(100, 2000),
+                         p=0.3)  # a device's rows: the same draws
+  np.testing.assert_array_equal(
+      part, augment.augment(images, key, policy, p=0.3)[100:200])
+
+
+def test_ada_in_the_step(fashion_train):
+  """p starts at 0 (so the first step equals that of the GAN without
+  augmentation, bit for bit), is logged, moves by the rule from the logged
+  r_t after every step, and lives in the state."""
+  images = fashion_train[0][:2048]
+  base = dict(steps_per_call=1, d_dropout=0.0)
+  config = smoke_config(augment="xflip,translation,color", ada_target=0.6,
+                        ada_kimg=0.05, **base)
+  history = _steps(config, 3, images=images)
+  p = 0.0
+  for state, metrics in history:
+    np.testing.assert_allclose(metrics["augment_p"], p, atol=1e-7)
+    p = np.clip(p + np.sign(metrics["ada_r_t"] - 0.6) * 16 / 50, 0, 1)
+    np.testing.assert_allclose(state.augment_p, [p], atol=1e-6)
+  assert 0 < p  # it moved
+  ((plain, _),) = _steps(smoke_config(**base), 1, images=images)
+  for a, b in zip(jax.tree.leaves(plain.d_params),
+                  jax.tree.leaves(history[0][0].d_params), strict=True):
+    np.testing.assert_array_equal(a, b)
+
+
 def test_diffaugment_sizes_are_validated():
   for field in ("augment_translation", "augment_cutout"):
     with pytest.raises(ValueError, match=f"config.{field}=0"):
