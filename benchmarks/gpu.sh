@@ -14,3 +14,7 @@ python3 -m venv "$VENV"
 # four Fashion-MNIST IDX files.
 "$VENV/bin/python" benchmarks/step_time.py --compare= --impls=xla,matmul \
     --dtypes=float32,bfloat16 --repeats=20 --max_steps_per_config=1000 "$@"
+# Seeds and sweeps in one program against separate runs (the reference step).
+"$VENV/bin/python" benchmarks/seed_throughput.py --num_seeds=8 \
+    --batchings=vmap,unrolled --sweeps=4x2 --repeats=10 \
+    --out=benchmarks/results/seed_throughput_gpu.json

@@ -33,6 +33,7 @@ from ganjax import layers  # pylint: disable=g-import-not-at-top,wrong-import-po
 from ganjax import input_pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import parallel  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import recipes  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ganjax import sweeps  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 fashion = recipes.load_module(os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments",
@@ -81,12 +82,14 @@ def time_calls(call, steps_per_call, repeats):
 
 def training_call(config, images, devices, labels=None, seeds=False):
   """A function of no arguments that runs one compiled call of `config`'s
-  fused training steps on `devices` and waits for it; the state (seeds 0..,
-  `config.num_seeds` of them with `seeds`) carries over between calls."""
-  count = config.num_seeds if seeds else 1
+  fused training steps on `devices` and waits for it; the state (with
+  `seeds`, one per seed of every point of `config.sweep`) carries over
+  between calls."""
+  members = ([m[0] for m in sweeps.members(config, "")] if seeds
+             else [config])
   states = tuple(parallel.replicate_state(build.initial_state(
-      config, build.make_keys(seed), images.shape[0]), devices)
-                 for seed in range(count))
+      member, build.make_keys(member.seed), images.shape[0]), devices)
+                 for member in members)
   train_fn = build.compile_train_fn(config, devices, seeds=seeds)
   data = build.replicate_data(config, images, labels, devices)
   holder = {"state": states if seeds else states[0]}

@@ -26,6 +26,11 @@ def get_config(arg=None):
   # How: "unrolled" (each seed bit-identical to its single run), "vmap" (one
   # batched program; equal to float rounding), "auto" (unrolled on CPU).
   config.seed_batching = "auto"
+  # A sweep: a grid of overrides of numbers of the recipe, every point (with
+  # every seed) trained side by side in one program, each in its own run
+  # directory, e.g. "g_learning_rate+d_learning_rate=1e-4,2e-4;adam_b1=0,0.5"
+  # (ganjax/sweeps.py); "" = none.
+  config.sweep = ""
 
   # Data.
   config.dataset = "fashion_mnist"  # "fashion_mnist" or "mnist"
@@ -73,7 +78,9 @@ def get_config(arg=None):
   config.augment_cutout = 0.5
   # Adaptive augmentation (ADA): > 0 applies each transform of config.augment
   # with a probability p tuned so that E[sign(D(reals))] holds this target
-  # (the paper's 0.6); p moves by at most 1 per ada_kimg thousand images.
+  # (the paper's 0.6); p moves by at most 1 per ada_kimg thousand images
+  # (the paper's 500 suits runs of millions of images; 100 lets p reach 1
+  # in 782 steps of 128).
   config.ada_target = 0.0
   config.ada_kimg = 100.0
   # EMA of G's weights, used for samples and evaluation when > 0.

@@ -17,7 +17,8 @@ depend on the device count.
 - cutout: zero a square of `cutout` (config.augment_cutout, the paper's 0.5)
   of the image size (28 px: 14x14), centred at a uniformly drawn position; the
   part that falls outside the image is lost, as in the paper.
-- xflip: mirror left-right (ADA's first "blit" transform).
+- xflip: mirror left-right each image with probability 1/2 (ADA's first
+  "blit" transform; under ADA, once the transform is chosen with p).
 
 Adaptive augmentation (ADA, Karras et al. 2020; `Adaptive`, config.ada_target
 > 0): each transform is applied to each image with probability p, drawn per
@@ -31,6 +32,7 @@ change per image.
 """
 
 import dataclasses
+import math
 
 import jax
 import jax.numpy as jnp
@@ -97,9 +99,9 @@ def adaptive_from_config(config) -> Adaptive | None:
   for field in ("ada_target", "ada_kimg"):
     value = config[field]
     if (isinstance(value, bool) or not isinstance(value, (int, float))
-        or value != value):
+        or not math.isfinite(value)):
       raise ValueError(f"config.{field}={value!r} is invalid: must be a "
-                       "number.")
+                       "finite number.")
   if not config.ada_target:
     return None
   if not config.augment:
@@ -179,8 +181,9 @@ def _cutout(draws, x, policy):
 
 
 def _xflip(draws, x, policy):
-  del draws, policy  # always applied; ADA's gate decides per image
-  return x[:, :, ::-1, :]
+  del policy
+  flip = (draws.uniform() < 0.5)[:, None, None, None]
+  return jnp.where(flip, x[:, :, ::-1, :], x)
 
 
 _FNS = {"color": _color, "translation": _translation, "cutout": _cutout,
@@ -195,7 +198,7 @@ def augment(images_BxHxWxC, key, policy: Policy, *, rows=None, p=None):
   start.. are used, so they do not depend on the device count. The same key
   and rows give the same transforms, whatever the images (real or fake).
   With `p` (ADA), each transform is applied to each image with probability
-  p; without it, always (DiffAugment; then "xflip" mirrors every image).
+  p; without it, always (DiffAugment).
   """
   n = images_BxHxWxC.shape[0]
   start, size = rows if rows is not None else (0, n)

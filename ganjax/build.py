@@ -11,6 +11,7 @@ from ganjax import models
 from ganjax import optimizers
 from ganjax import parallel
 from ganjax import regularizers
+from ganjax import sweeps
 
 
 def make_keys(seed: int) -> dict:
@@ -71,7 +72,11 @@ def compile_train_fn(config, devices, gan=None, seeds=False):
   """The compiled call of `config.steps_per_call` steps over `devices`, of
   `gan` (default: the config's). With `seeds`, it maps a tuple of
   `config.num_seeds` states (one per seed) instead of one state (see
-  `parallel.over_seeds`)."""
+  `parallel.over_seeds`), and with a `config.sweep` the states of every
+  point's seeds, point by point (ganjax/sweeps.py)."""
+  if gan is None and seeds and config.sweep:
+    gan = [training_gan(sweeps.point_config(config, overrides))
+           for overrides in sweeps.points(config)]
   return parallel.make_train_fn(
       gan or training_gan(config), batch_size=config.batch_size,
       steps_per_call=config.steps_per_call, devices=devices,

@@ -15,6 +15,7 @@ from ganjax import models
 from ganjax import optimizers
 from ganjax import parallel
 from ganjax import regularizers
+from ganjax import sweeps
 
 # Fields that may change when a run is resumed: they do not change the result
 # (or, for conv_impl, only within float rounding: both implementations compute
@@ -66,7 +67,7 @@ ADDED_DEFAULTS = {
     # cut out (size // 2 + 1) // 2 * 2 - 1 (13 at 28 px, 15 at 32): these
     # fractions give exactly those sizes and draws at 28 and 32 px.
     "augment_translation": 0.11, "augment_cutout": 0.46, "penalties": "",
-    "ada_target": 0.0, "ada_kimg": 100.0,
+    "ada_target": 0.0, "ada_kimg": 100.0, "sweep": "",
 }
 
 
@@ -191,6 +192,13 @@ def validate(config, num_devices: int) -> None:
             f"must be a multiple of config.steps_per_call="
             f"{config.steps_per_call}, since steps run in fused calls of "
             "that many")
+  for overrides in sweeps.points(config):  # [{}] without a sweep
+    if overrides:
+      try:
+        validate(sweeps.point_config(config, overrides), num_devices)
+      except ValueError as e:
+        raise ValueError(f"config.sweep={config.sweep!r} is invalid at its "
+                         f"point {overrides}: {e}") from None
 
 
 def validate_data(config, num_examples: int, origin: str) -> None:

@@ -101,8 +101,8 @@ def _run():
     result["samples"] = os.path.abspath(FLAGS.samples)
     return result
   config = trainer.load_run_config(FLAGS.workdir)
-  if config.num_seeds > 1:
-    return _run_seeds(config)
+  if config.num_seeds > 1 and not config.sweep:  # a sweep: the error names
+    return _run_seeds(config)                    # its points' directories
   return _run_workdir(FLAGS.workdir)
 
 

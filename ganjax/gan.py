@@ -300,8 +300,12 @@ class GAN:
                                         d_y, keys["drop_d"],
                                         update=bool(state.d_stats))
       loss = gan_loss.d(logits[:per_device], logits[per_device:])
-      d_fn = lambda images: self._apply_d(d_params, d_stats, images, x.real_y,
-                                          keys["drop_penalty"])[0]
+      # A conditional D scores images with the labels of the reals (the
+      # default) or, for penalties at the fakes, of the fakes.
+      d_fn = lambda images, labels_of="reals": self._apply_d(
+          d_params, d_stats, images,
+          x.fake_yd if labels_of == "fakes" else x.real_y,
+          keys["drop_penalty"])[0]
       values = {}
       for penalty in self.penalties:
         value, term = regularizers.apply_penalty(

@@ -38,6 +38,10 @@ class DatasetSpec:
   # classifier scores it (see ganjax/stacked.py).
   derive: Optional[Callable] = None
   base: Optional[str] = None
+  # Scored channel by channel (each channel an image of `base`), and what
+  # the channels' predicted classes (N, channels) add to the metrics.
+  score_channels: bool = False
+  mode_coverage: Optional[Callable] = None
 
 
 SPECS = {

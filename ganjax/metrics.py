@@ -44,7 +44,6 @@ import scipy.ndimage
 from ganjax import classifier as classifier_lib
 from ganjax import input_pipeline
 from ganjax import sampling
-from ganjax import stacked
 
 PROTOCOL_VERSION = "v1"
 SAMPLE_BATCH = 1000  # part of the protocol: the noise is drawn per batch
@@ -238,11 +237,10 @@ class Evaluator:
                kid_subsets=100, kid_subset_size=1000, seed=0):
     self.dataset = dataset
     # A dataset made of another's images (Stacked Fashion-MNIST) is scored
-    # channel by channel with the base dataset's classifier.
-    base = input_pipeline.get_spec(dataset).base
-    self.channels = input_pipeline.get_spec(dataset).image_shape[-1] if (
-        base) else 0
-    self.extractor = classifier_lib.load(base or dataset, classifier_path)
+    # with that dataset's classifier, channel by channel where it says so.
+    self.spec = input_pipeline.get_spec(dataset)
+    self.extractor = classifier_lib.load(self.spec.base or dataset,
+                                         classifier_path)
     images, self.real_labels, self.data_info = input_pipeline.load(
         dataset, "test", source=source, data_dir=data_dir,
         tfds_data_dir=tfds_data_dir)
@@ -251,17 +249,17 @@ class Evaluator:
     self.real = self._statistics(images)
 
   def _statistics(self, images_uint8):
-    modes = None
-    if self.channels:  # the channels' features side by side; the first's logits
-      parts = [self.extractor(images_uint8[..., c])
-               for c in range(self.channels)]
+    classes = None  # of each channel, when scored channel by channel
+    if self.spec.score_channels:  # the channels' features side by side,
+      parts = [self.extractor(images_uint8[..., c])  # the first's logits
+               for c in range(images_uint8.shape[-1])]
       features = jnp.concatenate([f for f, _ in parts], axis=-1)
       logits = parts[0][1]
-      modes = stacked.modes_of(np.stack(
-          [np.asarray(jnp.argmax(l, -1)) for _, l in parts], -1))
+      classes = np.stack([np.asarray(jnp.argmax(l, -1)) for _, l in parts],
+                         -1)
     else:
       features, logits = self.extractor(images_uint8)
-    return {"features": features, "logits": logits, "modes": modes,
+    return {"features": features, "logits": logits, "classes": classes,
             "moments": moments(features), "logit_moments": moments(logits),
             "radii": knn_radii(features)}
 
@@ -293,8 +291,8 @@ class Evaluator:
       result.update(manifold_metrics(real["features"], real["radii"],
                                      fake["features"], fake["radii"]))
     result.update(class_histogram(fake["logits"]))
-    if fake["modes"] is not None:
-      result.update(stacked.coverage(fake["modes"]))
+    if self.spec.mode_coverage is not None:
+      result.update(self.spec.mode_coverage(fake["classes"]))
     if labels is not None:
       result.update(conditional_accuracy(fake["logits"], labels))
     result["num_samples"] = int(images_uint8.shape[0])

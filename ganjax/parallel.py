@@ -227,6 +227,21 @@ def over_seeds(fn, num_seeds: int, seed_batching: str):
                    f"{list(SEED_BATCHINGS)}.")
 
 
+def over_points(fns, num_seeds: int):
+  """The functions of a sweep's points (each mapping a tuple of `num_seeds`
+  states, `over_seeds`) as one function of all their states, point by
+  point, written out side by side."""
+  def points(states, data):
+    if len(states) != len(fns) * num_seeds:
+      raise ValueError(f"{len(states)} states for {len(fns)} sweep points "
+                       f"of {num_seeds} seeds")
+    outs = [fn(states[i * num_seeds:(i + 1) * num_seeds], data)
+            for i, fn in enumerate(fns)]
+    return (tuple(s for o in outs for s in o[0]),
+            tuple(m for o in outs for m in o[1]))
+  return points
+
+
 def make_train_fn(gan, *, batch_size, steps_per_call, devices, scan_unroll=0,
                   parallelism="pmap", num_seeds=None, seed_batching="auto"):
   """Compiles `steps_per_call` steps of `gan` as one call over `devices`.
@@ -238,6 +253,10 @@ def make_train_fn(gan, *, batch_size, steps_per_call, devices, scan_unroll=0,
   With `num_seeds` = N (an int), it maps a tuple of N states, one per seed,
   to a tuple of N states and a tuple of N metric dicts, in one program (see
   `over_seeds`). N = 1 compiles the same program as `num_seeds=None`.
+  `gan` may be a sequence of P GANs (the points of a sweep, ganjax/sweeps.py;
+  then `num_seeds` is required): the tuples hold P x N states, point by
+  point, each point's seeds as above and the points written out side by
+  side.
   """
   if parallelism not in PARALLELISMS:
     raise ValueError(f"config.parallelism={parallelism!r} is not one of "
@@ -245,16 +264,26 @@ def make_train_fn(gan, *, batch_size, steps_per_call, devices, scan_unroll=0,
   mapped = parallelism != "sharding"
   batch_sharding = (None if mapped or len(devices) == 1 else
                     jax.sharding.NamedSharding(mesh(devices), P(AXIS)))
-  step_fn = functools.partial(step_on_data, gan, batch_size=batch_size,
-                              axis_name=AXIS if mapped else None,
-                              batch_sharding=batch_sharding)
-  multi = functools.partial(train_steps, step_fn=step_fn,
-                            steps_per_call=steps_per_call,
-                            scan_unroll=scan_unroll,
-                            lazy_period=gan.lazy_period)
-  if num_seeds is not None:
-    multi = over_seeds(multi, num_seeds, resolve_seed_batching(
-        seed_batching, devices[0].platform))
+
+  def steps_of(one_gan):
+    step_fn = functools.partial(step_on_data, one_gan, batch_size=batch_size,
+                                axis_name=AXIS if mapped else None,
+                                batch_sharding=batch_sharding)
+    return functools.partial(train_steps, step_fn=step_fn,
+                             steps_per_call=steps_per_call,
+                             scan_unroll=scan_unroll,
+                             lazy_period=one_gan.lazy_period)
+
+  batching = resolve_seed_batching(seed_batching, devices[0].platform)
+  if isinstance(gan, (list, tuple)):
+    if num_seeds is None:
+      raise ValueError("make_train_fn: a sequence of GANs needs num_seeds")
+    multi = over_points([over_seeds(steps_of(g), num_seeds, batching)
+                         for g in gan], num_seeds)
+  elif num_seeds is not None:
+    multi = over_seeds(steps_of(gan), num_seeds, batching)
+  else:
+    multi = steps_of(gan)
   if parallelism == "pmap":
     return jax.pmap(multi, axis_name=AXIS, in_axes=(None, 0),
                     out_axes=(None, None), donate_argnums=(0,),

@@ -61,12 +61,16 @@ def _stage_channels(width: int, stages: int) -> list:
   return [max(2 * width >> i, 16) for i in range(stages)]
 
 
-def _stages(image_size: int) -> tuple:
-  """(lowest resolution, number of stages) for a square image side."""
-  base, stages = image_size, 1
+def _plan(module) -> tuple:
+  """(lowest resolution, channels per stage from it up, fix-up scale
+  L^(-1/4) for the L blocks the network builds) for a square image side:
+  halved while even and above 7 (28: 7, 14, 28)."""
+  base, stages = module.image_size, 1
   while base % 2 == 0 and base > 7:
     base, stages = base // 2, stages + 1
-  return base, stages
+  with_blocks = stages if module.full_resolution_blocks else stages - 1
+  return (base, _stage_channels(module.width, stages),
+          (with_blocks * module.blocks) ** -0.25)
 
 
 class Block(nn.Module):
@@ -104,9 +108,8 @@ class Generator(models._Module):  # pylint: disable=protected-access
   @nn.compact
   def __call__(self, z_BxZ, labels=None, *, train: bool):
     del train  # no normalization, no dropout: the same in both modes
-    base, stages = _stages(self.image_size)
-    channels = _stage_channels(self.width, stages)
-    scale = (stages * self.blocks) ** -0.25
+    base, channels, scale = _plan(self)
+    stages = len(channels)
     x = models._with_label(z_BxZ, labels, self.num_classes)  # pylint: disable=protected-access
     x = nn.Dense(base * base * channels[0], kernel_init=_he(1.0),
                  dtype=self.dtype)(x).reshape(-1, base, base, channels[0])
@@ -130,9 +133,8 @@ class Discriminator(models._Discriminator):  # pylint: disable=protected-access
 
   @nn.compact
   def __call__(self, images_BxHxWxC, labels=None, *, train: bool):
-    base, stages = _stages(self.image_size)
-    channels = _stage_channels(self.width, stages)[::-1]
-    scale = (stages * self.blocks) ** -0.25
+    base, channels, scale = _plan(self)
+    channels = channels[::-1]  # from the image's resolution down
     conv1x1 = lambda x, ch: self.layer(
         nn.Conv(ch, (1, 1), kernel_init=_he(1.0), dtype=self.dtype), x)
     x = conv1x1(images_BxHxWxC.astype(self.dtype), channels[0])

@@ -71,9 +71,10 @@ def per_example(key, rows, n: int, draw=jax.random.uniform):
   return jax.lax.dynamic_slice_in_dim(draw(key, (size,)), start, n)
 
 
-def _input_gradients(d_fn, images):
-  """d logit_i / d image_i for every example, flattened to (B, H*W*C)."""
-  grads = jax.grad(lambda x: d_fn(x).sum())(images)
+def _input_gradients(d_fn, images, *args):
+  """d logit_i / d image_i for every example, flattened to (B, H*W*C);
+  `args` go to `d_fn` after the images."""
+  grads = jax.grad(lambda x: d_fn(x, *args).sum())(images)
   return grads.reshape(grads.shape[0], -1)
 
 
@@ -147,4 +148,5 @@ def r2_penalty(d_fn, reals, fakes, *, key, rows):
   """R2 (Mescheder et al. 2018; R3GAN): E[||grad D(x_fake)||_2^2] / 2, R1 at
   the fakes D was trained on in this step."""
   del reals, key, rows
-  return 0.5 * jnp.square(_input_gradients(d_fn, fakes)).sum(-1).mean()
+  return 0.5 * jnp.square(_input_gradients(d_fn, fakes, "fakes")).sum(
+      -1).mean()

@@ -132,6 +132,34 @@ def _seeds_section(workdir, config, summaries, out, max_grids):
   return body
 
 
+def _sweep_section(workdir, summaries, max_grids):
+  """A sweep: each point's mean FID and recall (95% CI over seeds) at the
+  last evaluation, the best point marked, and each point's own report."""
+  body = []
+  if summaries:
+    final = summaries[-1]
+    body.append(f"<h2>{final['num_points']} sweep points at step "
+                f"{final['step']}</h2><p>Best: "
+                f"{html.escape(final['best']['name'])}"
+                f" (mean FID {final['best']['fid']:.5g}).</p>")
+    rows = "".join(
+        f"<tr><th>{html.escape(p['name'])}</th>"
+        + "".join(f"<td>{_fmt(p['mean'][k])} &plusmn; {_fmt(p['ci95'][k])}"
+                  "</td>" for k in ("fid", "recall"))
+        + "</tr>" for p in final["points"])
+    body.append("<table><tr><th>point</th><th>FID (mean &plusmn; 95% CI)"
+                "</th><th>recall</th></tr>" + rows + "</table>")
+  body.append("<h2>Each point</h2><ul>")
+  for name in sorted(os.listdir(workdir)):
+    if name.startswith("p") and os.path.exists(
+        os.path.join(workdir, name, "config.json")):
+      write_report(os.path.join(workdir, name), max_grids)
+      body.append(f'<li><a href="../{html.escape(name)}/report/index.html">'
+                  f"{html.escape(name)}</a></li>")
+  body.append("</ul>")
+  return body
+
+
 def write_report(workdir: str, max_grids: int = 12) -> str:
   """Writes workdir/report/index.html; returns its path."""
   rundir.check_is_run(workdir)
@@ -151,7 +179,9 @@ def write_report(workdir: str, max_grids: int = 12) -> str:
   if records or evals:
     body.append(f"<p>{len(records)} metric records up to step {last}; "
                 f"{len(evals)} evaluations.</p>")
-  if config.get("num_seeds", 1) > 1:
+  if config.get("sweep"):
+    body.extend(_sweep_section(workdir, evals, max_grids))
+  elif config.get("num_seeds", 1) > 1:
     body.extend(_seeds_section(workdir, config, evals, out, max_grids))
   elif evals:
     final = evals[-1]

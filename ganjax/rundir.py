@@ -25,6 +25,7 @@ from ganjax import models
 from ganjax import parallel
 from ganjax import sampling
 from ganjax import seeds as seeds_lib
+from ganjax import sweeps
 
 
 def load_run_config(workdir: str) -> ml_collections.ConfigDict:
@@ -151,6 +152,13 @@ def restore_state(workdir: str, step=None):
   """(TrainState, its step, the run's config) from the latest or a given
   checkpoint of the run in `workdir`, on this process's first device."""
   config = load_run_config(workdir)
+  if config.sweep:
+    raise FileNotFoundError(
+        f"{workdir} is a sweep; each point is a run directory in it: "
+        f"--workdir={workdir}/<point> for the points "
+        f"{sweeps.point_names(config)}"
+        f"{' (and seed_<s> inside each)' if config.num_seeds > 1 else ''}; "
+        f"the summary over points is in {workdir}/eval/.")
   if config.num_seeds > 1:
     raise FileNotFoundError(
         f"{workdir} is a run of {config.num_seeds} seeds; each seed's "

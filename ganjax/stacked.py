@@ -71,4 +71,5 @@ SPEC = input_pipeline.register_dataset(input_pipeline.DatasetSpec(
     name=NAME, image_shape=(28, 28, 3), num_classes=10, sizes=SIZES,
     sha256={"train": None, "test": None},
     how_to_get=input_pipeline.SPECS[BASE].how_to_get, derive=_load,
-    base=BASE))
+    base=BASE, score_channels=True,
+    mode_coverage=lambda classes_Nx3: coverage(modes_of(classes_Nx3))))

@@ -28,6 +28,7 @@ from ganjax import rundir
 from ganjax import sampling
 from ganjax import seeds as seeds_lib
 from ganjax import signals
+from ganjax import sweeps
 
 # For callers of the trainer (the command line, the tests).
 TrainingDivergedError = divergence.TrainingDivergedError
@@ -75,12 +76,14 @@ def _local(tree):
 
 
 class _Member:
-  """One seed of a run: its config, run directory, keys and outputs. A run of
-  one seed has one member, the run itself."""
+  """One seed (of one point of a sweep) of a run: its config, run directory,
+  keys and outputs. A run of one seed and no sweep has one member, the run
+  itself."""
 
-  def __init__(self, config, workdir, label):
+  def __init__(self, config, workdir, label, point):
     self.config, self.workdir = config, workdir
-    self.label = label  # "" for a one-seed run, else " (seed <s>)"
+    self.label = label  # "" for a one-seed run, else " (seed <s>)" etc.
+    self.point = point  # its sweeps.Point in a sweep, else None
     self.keys = build.make_keys(config.seed)
     self.fixed_z = jax.random.normal(
         self.keys["sample"], (config.num_sample_images, config.latent_dim))
@@ -132,15 +135,23 @@ class _Run:
     self.num_classes = self.sampler.num_classes
     self.fixed_labels = sampling.balanced_labels(
         0, config.num_sample_images, self.num_classes)
-    several = config.num_seeds > 1
-    members = seeds_lib.members(config, workdir)
-    if several:  # every seed's directory is checked before any is opened
-      for member_config, member_workdir in members:
+    members = sweeps.members(config, workdir)
+    self.several = len(members) > 1
+    # Every directory (of each point with seeds, each seed) is checked
+    # before any is opened.
+    self.point_dirs = {}  # of the sweep's points that hold seeds
+    for member_config, member_workdir, _, point in members:
+      if (point and config.num_seeds > 1
+          and point.workdir not in self.point_dirs):
+        self.point_dirs[point.workdir] = sweeps.point_config(
+            config, point.overrides)
+        rundir.prepare_workdir(point.workdir, self.point_dirs[point.workdir])
+      if self.several:
         rundir.prepare_workdir(member_workdir, member_config)
-    self.members = [_Member(c, w, f" (seed {c.seed})" if several else "")
-                    for c, w in members]
-    self.checkpoints = (os.path.join(workdir, "seed_*", "checkpoints")
-                        if several else os.path.join(workdir, "checkpoints"))
+    self.members = [_Member(*m) for m in members]
+    inner = os.path.join("p*" if config.sweep else "",
+                         "seed_*" if config.num_seeds > 1 else "")
+    self.checkpoints = os.path.join(workdir, inner, "checkpoints")
 
   def init_state(self, member):
     return build.initial_state(member.config, member.keys,
@@ -182,11 +193,13 @@ def train_and_evaluate(config, workdir: str):
   Resumes from the newest checkpoint in `workdir/checkpoints` if there is one;
   a resumed run is bit-identical to one that never stopped. With
   `config.num_seeds` > 1, trains the seeds side by side, each in
-  `workdir/seed_<s>` (see ganjax/seeds.py).
+  `workdir/seed_<s>` (see ganjax/seeds.py); with a `config.sweep`, every
+  point's seeds, each point in `workdir/p<i>_...` (see ganjax/sweeps.py).
 
   Returns:
     The final TrainState (host-side copies of the arrays are not made); a
-    tuple of them, one per seed, for a run of several seeds.
+    tuple of them for a run of several seeds or points, point by point, each
+    point's seeds in order.
   """
   run = _Run(config, workdir)
   try:
@@ -196,15 +209,20 @@ def train_and_evaluate(config, workdir: str):
       logging.info("Resumed from %s/%d", run.checkpoints, start)
     for member in run.members:
       member.open_outputs(start)
-      if config.num_seeds > 1:
+      if run.several:
         rundir.write_manifest(member.workdir, member.config,
                               run.data_info, run.conv_impl, run.devices)
+    for point_workdir, point_config in run.point_dirs.items():
+      rundir.write_manifest(point_workdir, point_config, run.data_info,
+                            run.conv_impl, run.devices)
     rundir.write_manifest(workdir, config, run.data_info, run.conv_impl,
                           run.devices)
     logging.info("Training %s from step %d to %d on %d %s device(s), "
-                 "conv_impl=%s, %d seed(s)", config.dataset, start,
+                 "conv_impl=%s, %d seed(s)%s", config.dataset, start,
                  config.num_steps, len(run.devices), jax.default_backend(),
-                 run.conv_impl, config.num_seeds)
+                 run.conv_impl, config.num_seeds,
+                 f" x {len(run.members) // config.num_seeds} sweep points"
+                 if config.sweep else "")
     # One stop handler for the whole run: its count of calls (the
     # multi-process stop protocol's clock) must not restart at a rollback.
     with signals.StopSignals() as stop:
@@ -221,7 +239,7 @@ def train_and_evaluate(config, workdir: str):
       member.close()
   run.write_grids(states, "final.png")
   _summarize(run)
-  return states if config.num_seeds > 1 else states[0]
+  return states if run.several else states[0]
 
 
 def _summarize(run):
@@ -382,20 +400,37 @@ def _loop(run, states, start, stop):
 
 def _evaluate(run, states, step):
   """Scores each seed (its eval/ JSON, metrics and best checkpoint); a run of
-  several seeds also writes the summary over seeds to its eval/."""
-  results = {}
+  several seeds also writes the summary over seeds to its eval/ (in a sweep,
+  each point's to the point's eval/), and a sweep the summary over points
+  to its own."""
+  results = {}  # {point index (0 without a sweep): (point, {seed: result})}
   for member, state in zip(run.members, states):
     result = run.evaluate(member, state, step)
     member.writer.write(step, {f"eval/{k}": result[k] for k in EVAL_SCALARS
                                if k in result})
     member.best.offer(step, state, run.meta(member), result["fid"])
-    results[member.config.seed] = result
-  if len(results) > 1:
-    summary = {**seeds_lib.summarize(results), "step": step}
-    if distributed.is_writer():
-      metric_writers.write_json(
-          metric_writers.eval_path(run.workdir, step), summary)
-    logging.info("eval at step %d over %d seeds: FID %.3f +- %.3f  recall "
-                 "%.3f +- %.3f (mean +- 95%% CI)", step, len(results),
-                 summary["mean"]["fid"], summary["ci95"]["fid"],
-                 summary["mean"]["recall"], summary["ci95"]["recall"])
+    index = member.point.index if member.point else 0
+    results.setdefault(index, (member.point, {}))[1][member.config.seed] = (
+        result)
+  if run.config.num_seeds > 1:
+    for point, by_seed in results.values():
+      summary = {**seeds_lib.summarize(by_seed), "step": step}
+      _write_summary(point.workdir if point else run.workdir, step, summary)
+      logging.info("eval at step %d over %d seeds%s: FID %.3f +- %.3f  "
+                   "recall %.3f +- %.3f (mean +- 95%% CI)", step, len(by_seed),
+                   f" of {point.name}" if point else "",
+                   summary["mean"]["fid"], summary["ci95"]["fid"],
+                   summary["mean"]["recall"], summary["ci95"]["recall"])
+  if run.config.sweep:
+    summary = {**sweeps.summarize(list(results.values())), "step": step}
+    _write_summary(run.workdir, step, summary)
+    logging.info("eval at step %d over %d sweep points: best %s, FID %.3f "
+                 "(mean over seeds)\n%s", step, summary["num_points"],
+                 summary["best"]["name"], summary["best"]["fid"],
+                 sweeps.table(summary))
+
+
+def _write_summary(workdir, step, summary):
+  if distributed.is_writer():
+    metric_writers.write_json(metric_writers.eval_path(workdir, step),
+                              summary)

@@ -39,3 +39,21 @@ def test_step_time_writes_json_only_with_out_and_prints_one_table(tmp_path):
   assert result.returncode == 0, result.stderr[-3000:]
   assert [r["batch"] for r in json.loads(out.read_text())["rows"]] == [8]
   assert _digests() == before
+
+
+def test_seed_throughput_times_a_sweep_against_separate_runs(tmp_path):
+  """The sweep row of benchmarks/seed_throughput.py (2 points x 1 seed at a
+  tiny size): it runs, and writes its rows only with --out."""
+  before = _digests()
+  out = tmp_path / "rows.json"
+  result = subprocess.run(
+      [sys.executable, "benchmarks/seed_throughput.py", "--num_seeds=",
+       "--sweeps=2x1", "--batch=8", "--steps_per_call=1", "--repeats=1",
+       f"--out={out}"], cwd=REPO, env=subprocess_env(), capture_output=True,
+      text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert _digests() == before
+  rows = json.loads(out.read_text())["rows"]
+  assert [(r["batching"], r.get("sweep_points")) for r in rows] == [
+      ("separate", None), ("auto", 2)]
+  assert rows[1]["speedup_vs_separate"] > 0

@@ -86,6 +86,12 @@ FIELDS = {
     "lr_schedule": st.sampled_from(["constant", "linear", "cosine", "step"]),
     "lr_warmup_steps": _INTS,
     "lr_decay_steps": _INTS,
+    "ada_target": _FLOATS,
+    "ada_kimg": _FLOATS,
+    "sweep": st.sampled_from(["", "adam_b1=0,0.5", "d_learning_rate=1e-3,-1",
+                              "loss=hinge", "ema_decay=0,0.9", "adam_b1",
+                              "g_learning_rate+d_learning_rate=1e-3,2e-3",
+                              "r1_weight=0.1,1", 3, None]),
 }
 
 overrides_strategy = st.dictionaries(
@@ -126,6 +132,8 @@ TIED = {
     "log_every": {"steps_per_call"},
     "sample_every": {"steps_per_call"},
     "checkpoint_every": {"steps_per_call"},
+    "ada_target": {"augment"},  # needs transforms
+    "sweep": set(FIELDS),  # each point is validated with the other fields
 }
 
 

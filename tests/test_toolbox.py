@@ -121,20 +121,28 @@ def test_gradient_penalties_of_known_functions():
 
 
 def test_r2_is_half_the_squared_input_gradient_at_the_fakes():
-  """R2 against gradients taken one image at a time of a real D (the
-  penalty takes them for the batch at once): the fakes', not the reals'."""
+  """R2 against gradients taken one image at a time of a real, conditional
+  D (the penalty takes them for the batch at once): at the fakes, with the
+  fakes' labels, not the reals' (images or labels)."""
   reals = jax.random.normal(jax.random.key(0), (3, 28, 28, 1))
   fakes = jax.random.normal(jax.random.key(1), (3, 28, 28, 1))
-  d = models.Discriminator(width=8, dropout_rate=0.0)
-  params = d.init(jax.random.key(2), fakes, train=False)["params"]
-  d_fn = lambda x: d.apply({"params": params}, x, train=False)
-  one = lambda x: d_fn(x[None])[0]
-  direct = np.mean([0.5 * float(jnp.square(jax.grad(one)(x)).sum())
-                    for x in fakes])
-  np.testing.assert_allclose(
-      regularizers.r2_penalty(d_fn, reals, fakes, key=None, rows=None),
-      direct, rtol=1e-5)
-  assert abs(float(_r1(d_fn, reals)) - direct) > 1e-3 * direct
+  labels = {"reals": jnp.array([0, 1, 2]), "fakes": jnp.array([7, 8, 9])}
+  d = models.Discriminator(width=8, dropout_rate=0.0, num_classes=10)
+  params = d.init(jax.random.key(2), fakes, labels["fakes"],
+                  train=False)["params"]
+  d_fn = lambda x, labels_of="reals": d.apply(
+      {"params": params}, x, labels[labels_of], train=False)
+
+  def direct(images, y):
+    one = lambda x, c: d.apply({"params": params}, x[None], c[None],
+                               train=False)[0]
+    return np.mean([0.5 * float(jnp.square(jax.grad(one)(x, c)).sum())
+                    for x, c in zip(images, y)])
+
+  r2 = regularizers.r2_penalty(d_fn, reals, fakes, key=None, rows=None)
+  np.testing.assert_allclose(r2, direct(fakes, labels["fakes"]), rtol=1e-5)
+  for wrong in (direct(fakes, labels["reals"]), float(_r1(d_fn, reals))):
+    assert abs(wrong - float(r2)) > 1e-3 * float(r2)
 
 
 @pytest.mark.parametrize("impl", ["hybrid", "matmul"])
@@ -277,14 +285,21 @@ def test_ada_p_follows_its_rule():
 def test_ada_applies_each_transform_with_probability_p():
   """p = 0 leaves every image as it is, p = 1 transforms every one, and in
   between each image is transformed or not on its own draw: 2,000 images at
-  p = 0.3 flip 30% +- 4% (4 standard deviations of the binomial)."""
+  p = 0.3 change 30% +- 4% (4 standard deviations of the binomial); xflip,
+  once chosen, mirrors half of them."""
   images = jax.random.uniform(jax.random.key(0), (2000, 8, 8, 1))
-  policy = augment.parse_policy("xflip")
+  policy = augment.parse_policy("color")  # changes every image it is given
   key = jax.random.key(1)
-  flipped = lambda p: np.asarray(jnp.any(
+  changed = lambda p, policy=policy: np.asarray(jnp.any(
       augment.augment(images, key, policy, p=p) != images, axis=(1, 2, 3)))
-  assert not flipped(0.0).any() and flipped(1.0).all()
-  assert abs(flipped(0.3).mean() - 0.3) < 0.04
+  assert not changed(0.0).any() and changed(1.0).all()
+  assert abs(changed(0.3).mean() - 0.3) < 0.04
+  flip = augment.parse_policy("xflip")
+  for p, share in ((None, 0.5), (1.0, 0.5), (0.3, 0.15)):
+    assert abs(changed(p, flip).mean() - share) < 0.05
+  out = augment.augment(images, key, flip)
+  mirrored = np.asarray(jnp.all(out == images[:, :, ::-1], axis=(1, 2, 3)))
+  np.testing.assert_array_equal(mirrored, changed(None, flip))
   part = augment.augment(images[100:200], key, policy, rows=(100, 2000),
                          p=0.3)  # a device's rows: the same draws
   np.testing.assert_array_equal(

@@ -1,0 +1,123 @@
+"""Sweeps in one program (config.sweep): the grid, what is refused, each
+point bit-identical to its single run, the outputs and the summary."""
+
+import json
+import os
+
+import jax
+import pytest
+
+from ganjax import configs
+from ganjax import report
+from ganjax import sweeps
+from ganjax import trainer
+from tests.conftest import assert_identical, smoke_config
+
+SWEEP = "g_learning_rate+d_learning_rate=1e-3,3e-3"
+
+
+def test_the_grid_in_order():
+  config = smoke_config(sweep=" adam_b1=0,0.5 ; ema_decay=0.9,0.99,0.999")
+  assert sweeps.points(config) == [
+      {"adam_b1": a, "ema_decay": e} for a in (0.0, 0.5)
+      for e in (0.9, 0.99, 0.999)]
+  config = smoke_config(sweep=SWEEP)
+  assert sweeps.points(config) == [
+      {"g_learning_rate": 1e-3, "d_learning_rate": 1e-3},
+      {"g_learning_rate": 3e-3, "d_learning_rate": 3e-3}]
+  assert sweeps.point_names(config) == [
+      "p0_g_learning_rate=0.001_d_learning_rate=0.001",
+      "p1_g_learning_rate=0.003_d_learning_rate=0.003"]
+  assert sweeps.points(smoke_config()) == [{}]
+  point = sweeps.point_config(config, sweeps.points(config)[1])
+  assert point.sweep == "" and point.d_learning_rate == 3e-3
+  assert config.d_learning_rate == 1e-3  # the sweep's config is untouched
+
+
+@pytest.mark.parametrize("sweep, message", [
+    ("batch_size=64,128", r"batch_size changes the arrays' shapes or the "
+     r"compiled program.*sweepable fields: ada_kimg, ada_target"),
+    ("loss=hinge", r"loss changes the arrays' shapes or the compiled"),
+    ("g_width=32,64", r"g_width changes the arrays' shapes"),
+    ("learning_rate=1e-3", r"'learning_rate' is not a config field"),
+    ("ema_decay=0,0.99", r"ema_decay is 0 at some points and not at others"),
+    ("d_dropout=0.0,0.4", r"d_dropout is 0 at some points"),
+    ("adam_b1=0,0", r"axis .adam_b1=0,0. repeats a value"),
+    ("adam_b1=x", r"'x' is not a number"),
+    ("ema_start=1.5", r"'1.5' is not an integer"),
+    ("adam_b1", r"axis .adam_b1. is not field=v1,v2"),
+    ("adam_b1=0;adam_b1=0.5", r"adam_b1 is on two axes"),
+])
+def test_fields_that_change_the_program_are_refused(sweep, message):
+  with pytest.raises(ValueError, match=r"config.sweep=.* is invalid: "
+                     + message):
+    configs.validate(smoke_config(sweep=sweep), 1)
+
+
+def test_a_bad_value_at_a_point_names_the_point():
+  with pytest.raises(ValueError, match=r"config.sweep='adam_b1=0.5,1.5' is "
+                     r"invalid at its point \{'adam_b1': 1.5\}: "
+                     r"config.adam_b1=1.5 is invalid"):
+    configs.validate(smoke_config(sweep="adam_b1=0.5,1.5"), 1)
+
+
+@pytest.fixture(scope="module")
+def sweep_run(tmp_path_factory):
+  """2 points x 2 seeds of the smoke config in one run, scored at step 8."""
+  workdir = str(tmp_path_factory.mktemp("sweep"))
+  config = smoke_config(seed=3, num_seeds=2, sweep=SWEEP, eval_every=8,
+                        eval_num_samples=200)
+  return workdir, jax.device_get(trainer.train_and_evaluate(config, workdir))
+
+
+def test_each_point_and_seed_is_bit_identical_to_its_single_run(
+    sweep_run, tmp_path):
+  """On CPU (seeds and points written out side by side)."""
+  _, states = sweep_run
+  assert len(states) == 4  # p0 seeds 3, 4; p1 seeds 3, 4
+  for index, lr, seed in ((0, 1e-3, 3), (3, 3e-3, 4)):
+    single = trainer.train_and_evaluate(
+        smoke_config(seed=seed, g_learning_rate=lr, d_learning_rate=lr),
+        str(tmp_path / str(index)))
+    assert_identical(states[index], single)
+  # The points differ from each other (the sweep reached the step).
+  with pytest.raises(AssertionError):
+    assert_identical(states[0], states[2])
+
+
+def test_each_point_is_an_ordinary_run_and_the_sweep_has_a_summary(
+    sweep_run):
+  workdir, _ = sweep_run
+  names = sorted(n for n in os.listdir(workdir) if n.startswith("p"))
+  assert names == sweeps.point_names(smoke_config(sweep=SWEEP))
+  point = os.path.join(workdir, names[1])
+  with open(os.path.join(point, "seed_4", "config.json"),
+            encoding="utf-8") as f:
+    assert json.load(f) == smoke_config(
+        seed=4, g_learning_rate=3e-3, d_learning_rate=3e-3, eval_every=8,
+        eval_num_samples=200).to_dict()
+  _, _, step, _ = trainer.restore_generator(os.path.join(point, "seed_4"))
+  assert step == 8
+  with open(os.path.join(point, "eval", "step_0000008.json"),
+            encoding="utf-8") as f:
+    assert json.load(f)["seeds"] == [3, 4]  # the point's summary over seeds
+  with open(os.path.join(workdir, "eval", "step_0000008.json"),
+            encoding="utf-8") as f:
+    summary = json.load(f)
+  fids = {}
+  for row, name in zip(summary["points"], names):
+    assert row["name"] == name and row["seeds"] == [3, 4]
+    for k, seed in enumerate((3, 4)):
+      with open(os.path.join(workdir, name, f"seed_{seed}", "eval",
+                             "step_0000008.json"), encoding="utf-8") as f:
+        assert row["per_seed"]["fid"][k] == json.load(f)["fid"]
+    fids[name] = row["mean"]["fid"]
+  assert summary["best"]["name"] == min(fids, key=fids.get)
+  assert summary["best"]["overrides"] == {"g_learning_rate": 3e-3,
+                                          "d_learning_rate": 3e-3} or (
+      summary["best"]["name"] == names[0])
+  # The sweep's own directory is not a run to sample from: it names them.
+  with pytest.raises(FileNotFoundError, match=r"is a sweep; .*p0_g_learning"):
+    trainer.restore_generator(workdir)
+  page = open(report.write_report(workdir), encoding="utf-8").read()
+  assert "2 sweep points at step 8" in page and names[1] in page
