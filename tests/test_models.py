@@ -95,7 +95,8 @@ def test_r3gan_fixup_scale_counts_the_blocks_built(blocks, full_resolution,
                       full_resolution_blocks=full_resolution)
   params = g.init(jax.random.key(0), jnp.zeros((1, 32)), train=False)
   found = [v for path, v in jax.tree_util.tree_leaves_with_path(params)
-           if path[-2].key == "Conv_0" and path[-3].key.startswith("Block")]
+           if path[-1].key == "kernel" and path[-2].key == "Conv_0"
+           and path[-3].key.startswith("Block")]
   assert len(found) == num_blocks
   for kernel in found:
     he = np.sqrt(2 / (1 + 0.2 ** 2) / kernel.shape[2])  # fan-in of a 1x1

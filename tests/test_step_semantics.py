@@ -139,8 +139,8 @@ def test_penalty_value_and_gradient_reach_d(images, penalty):
 
 
 def _zeros_augment(calls):
-  def augment(images, key, policy, *, rows=None):
-    del key, policy, rows
+  def augment(images, key, policy, *, rows=None, p=None):
+    del key, policy, rows, p
     calls.append(images.shape)
     return jnp.zeros_like(images)  # depends on nothing: no gradient to G
   return augment
