@@ -3,6 +3,8 @@
   python benchmarks/results_table.py collect NAME RUNDIR [--log=TRAIN.log]
       [--group=equal_time] [--previous='{"fid": F, "recall": R, "source": "README.md at COMMIT"}']
       [--note=TEXT]
+  python benchmarks/results_table.py collect-sweep NAME SWEEPDIR [--log=TRAIN.log]
+      [--note=TEXT]
   python benchmarks/results_table.py table        # prints the markdown tables
   python benchmarks/results_table.py write        # rewrites them in docs/results.md
   python benchmarks/results_table.py check        # exit 1 if the docs differ
@@ -13,14 +15,18 @@ training log) in benchmarks/results/runs/NAME.json (with `--group=G`, in
 benchmarks/results/runs/G/NAME.json, a table of its own); `--previous` records the
 numbers an earlier version of the row showed, and where (a file at a
 commit), printed side by side. Notes are printed under the table.
+`collect-sweep` keeps a finished sweep's summary (its newest
+eval/step_N.json: every point's numbers over seeds and the best point),
+command, machine and loop time in benchmarks/results/sweeps/NAME.json.
 
 Each generated table of docs/results.md sits between two marker lines
 (`SECTIONS`: the re-run rows, the recipes at equal training time (group
 equal_time), the recipes' step costs from
 benchmarks/results/recipe_cost_cpu.json, the EMA statistics study from
 benchmarks/results/ema_statistics_cpu.json, Stacked Fashion-MNIST's
-calibration from benchmarks/results/calibration_stacked_cpu.json) and is
-never edited by hand.
+calibration from benchmarks/results/calibration_stacked_cpu.json, the
+tuning sweeps from benchmarks/results/sweeps/*.json) and is never edited by
+hand.
 """
 
 import argparse
@@ -32,6 +38,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results", "runs")
+SWEEPS = os.path.join(ROOT, "benchmarks", "results", "sweeps")
 DOC = os.path.join(ROOT, "docs", "results.md")
 KEYS = ("fid", "kid", "precision", "recall", "density", "coverage",
         "classes_covered")
@@ -64,24 +71,13 @@ def collect(name, rundir, log=None, previous=None, note=None,
   if not evals:
     raise SystemExit(f"{rundir}/eval/ holds no evaluations; train with "
                      "eval_every > 0 or run ganjax.evaluate first")
-  loop_seconds = None
+  loop_seconds = _loop_seconds(log)
   if log:
-    with open(log, encoding="utf-8") as f:
-      found = re.findall(r"Finished (?:\d+ steps|steps \d+ to \d+) in "
-                         r"([0-9.]+) s", f.read())
-    loop_seconds = float(found[-1]) if found else None
     elapsed = _seconds_to_evaluations(log)
     for step, seconds in elapsed.items():
       if step in evals:
         evals[step]["seconds_from_start"] = seconds
-  argv = manifest["argv"]
-  row = {"name": name,
-         "command": "python -m ganjax.train " + " ".join(
-             a for a in argv[1:] if not a.startswith("--workdir")),
-         "platform": manifest["platform"], "backend": manifest["backend"],
-         "cpu_count": manifest.get("cpu_count"),
-         "cpus_usable": manifest.get("cpus_usable"),
-         "git_commit": manifest.get("git_commit"),
+  row = {"name": name, **_run_facts(manifest),
          "evaluations": evals, "loop_seconds": loop_seconds,
          "previous": previous, "note": note}
   os.makedirs(os.path.join(RESULTS, group), exist_ok=True)
@@ -90,6 +86,93 @@ def collect(name, rundir, log=None, previous=None, note=None,
     json.dump(row, f, indent=1, sort_keys=True)
     f.write("\n")
   return row
+
+
+def _loop_seconds(log):
+  """The training loop's time from its log's last "Finished steps S to E in
+  T s" (or the older "Finished N steps in T s"); None without a log."""
+  if not log:
+    return None
+  with open(log, encoding="utf-8") as f:
+    found = re.findall(r"Finished (?:\d+ steps|steps \d+ to \d+) in "
+                       r"([0-9.]+) s", f.read())
+  return float(found[-1]) if found else None
+
+
+def _run_facts(manifest) -> dict:
+  """The command (without --workdir) and machine of a run.json."""
+  argv = manifest["argv"]
+  return {"command": "python -m ganjax.train " + " ".join(
+              a for a in argv[1:] if not a.startswith("--workdir")),
+          "platform": manifest["platform"], "backend": manifest["backend"],
+          "cpu_count": manifest.get("cpu_count"),
+          "cpus_usable": manifest.get("cpus_usable"),
+          "git_commit": manifest.get("git_commit")}
+
+
+def collect_sweep(name, sweepdir, log=None, note=None) -> dict:
+  """Writes benchmarks/results/sweeps/NAME.json from a finished sweep: its
+  newest summary (eval/step_N.json), command, machine and loop time."""
+  with open(os.path.join(sweepdir, "run.json"), encoding="utf-8") as f:
+    manifest = json.load(f)
+  with open(os.path.join(sweepdir, "config.json"), encoding="utf-8") as f:
+    sweep = json.load(f)["sweep"]
+  paths = sorted(glob.glob(os.path.join(sweepdir, "eval", "step_*.json")))
+  if not paths:
+    raise SystemExit(f"{sweepdir}/eval/ holds no sweep summary; is "
+                     f"{sweepdir} a finished sweep with eval_every > 0?")
+  with open(paths[-1], encoding="utf-8") as f:
+    summary = json.load(f)
+  if "points" not in summary:
+    raise SystemExit(f"{paths[-1]} is not a sweep's summary (no points); "
+                     "give the sweep's --workdir, not one point's")
+  row = {"name": name, **_run_facts(manifest),
+         "sweep": sweep, "summary": summary,
+         "loop_seconds": _loop_seconds(log), "note": note}
+  os.makedirs(SWEEPS, exist_ok=True)
+  with open(os.path.join(SWEEPS, f"{name}.json"), "w", encoding="utf-8") as f:
+    json.dump(row, f, indent=1, sort_keys=True)
+    f.write("\n")
+  return row
+
+
+def sweeps_table() -> str:
+  """Every sweep of benchmarks/results/sweeps/: its command and budget, then
+  a row per point (mean over seeds, ± the 95% CI with several seeds), the
+  best point in bold."""
+  keys = ("fid", "kid", "precision", "recall", "density", "coverage")
+  out = []
+  for path in sorted(glob.glob(os.path.join(SWEEPS, "*.json"))):
+    with open(path, encoding="utf-8") as f:
+      row = json.load(f)
+    summary = row["summary"]
+    seeds = summary["points"][0]["num_seeds"]
+    loop = (f", loop time {row['loop_seconds']:,.0f} s on "
+            f"{row.get('cpus_usable') or row.get('cpu_count')} "
+            f"{row['backend']} cores" if row["loop_seconds"] else "")
+    out += [f"`{row['name']}`: `{row['command']}` "
+            f"({summary['num_points']} points x {seeds} seed(s) x "
+            f"{summary['step']:,} steps in one program{loop}; commit "
+            f"{(row.get('git_commit') or '?')[:7]}).", "",
+            "| point | overrides | " + " | ".join(
+                k.upper() if k in ("fid", "kid") else k for k in keys) + " |",
+            "| --- | --- |" + " ---: |" * len(keys)]
+    for point in summary["points"]:
+      best = point["point"] == summary["best"]["point"]
+      cells = []
+      for key in keys:
+        mean, ci = point["mean"][key], point["ci95"][key]
+        cell = _fmt(key, mean)
+        if seeds > 1:
+          cell += " ± " + _fmt(key, ci)
+        cells.append(f"**{cell}**" if best else cell)
+      overrides = ", ".join(f"{k}={v:g}" for k, v in point["overrides"].items())
+      out.append(f"| p{point['point']}{' (best)' if best else ''} | "
+                 f"{overrides} | " + " | ".join(cells) + " |")
+    if row.get("note"):
+      out += ["", row["note"]]
+    out.append("")
+  return "\n".join(out).rstrip() or "(no sweeps committed yet)"
 
 
 def _seconds_to_evaluations(log) -> dict:
@@ -220,7 +303,8 @@ def stacked_calibration_table(path=os.path.join(
 SECTIONS = {"runs": table, "equal_time": equal_time_table,
             "recipe_cost": recipe_cost_table,
             "ema_statistics": ema_statistics_table,
-            "stacked_calibration": stacked_calibration_table}
+            "stacked_calibration": stacked_calibration_table,
+            "sweeps": sweeps_table}
 
 
 def _markers(name):
@@ -253,12 +337,20 @@ def main():
   collect_parser.add_argument("--previous", type=json.loads)
   collect_parser.add_argument("--note")
   collect_parser.add_argument("--group", default="")
+  sweep_parser = sub.add_parser("collect-sweep")
+  sweep_parser.add_argument("name")
+  sweep_parser.add_argument("sweepdir")
+  sweep_parser.add_argument("--log")
+  sweep_parser.add_argument("--note")
   for name in ("table", "write", "check"):
     sub.add_parser(name)
   args = parser.parse_args()
   if args.command == "collect":
     print(json.dumps(collect(args.name, args.rundir, args.log, args.previous,
                              args.note, args.group), indent=1))
+  elif args.command == "collect-sweep":
+    print(json.dumps(collect_sweep(args.name, args.sweepdir, args.log,
+                                   args.note), indent=1))
   elif args.command == "table":
     print("\n\n".join(make() for make in SECTIONS.values()))
   else:

@@ -3,6 +3,7 @@ point bit-identical to its single run, the outputs and the summary."""
 
 import json
 import os
+import sys
 
 import jax
 import pytest
@@ -121,3 +122,27 @@ def test_each_point_is_an_ordinary_run_and_the_sweep_has_a_summary(
     trainer.restore_generator(workdir)
   page = open(report.write_report(workdir), encoding="utf-8").read()
   assert "2 sweep points at step 8" in page and names[1] in page
+
+
+def test_the_docs_table_of_a_sweep_is_its_summary(sweep_run, tmp_path,
+                                                   monkeypatch):
+  """benchmarks/results_table.py collect-sweep keeps the summary, and the
+  docs' table shows each point's mean and CI, the best point in bold."""
+  sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
+      os.path.abspath(__file__))), "benchmarks"))
+  import results_table  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(results_table, "SWEEPS", str(tmp_path))
+  workdir, _ = sweep_run
+  row = results_table.collect_sweep("smoke", workdir, note="A note.")
+  assert row["sweep"] == SWEEP
+  text = results_table.sweeps_table()
+  summary = row["summary"]
+  lines = [l for l in text.splitlines() if l.startswith("| p") and
+           not l.startswith("| point")]
+  assert len(lines) == summary["num_points"] == 2
+  for line, point in zip(lines, summary["points"]):
+    fid = f"{point['mean']['fid']:.1f} ± {point['ci95']['fid']:.1f}"
+    best = point["point"] == summary["best"]["point"]
+    assert (f"**{fid}**" if best else f"| {fid} |") in line
+    assert ("(best)" in line) == best
+  assert "2 points x 2 seed(s) x 8 steps" in text and "A note." in text
