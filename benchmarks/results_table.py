@@ -146,7 +146,7 @@ def sweeps_table() -> str:
     with open(path, encoding="utf-8") as f:
       row = json.load(f)
     summary = row["summary"]
-    seeds = summary["points"][0]["num_seeds"]
+    seeds = max(p.get("num_seeds", 0) for p in summary["points"])
     loop = (f", loop time {row['loop_seconds']:,.0f} s on "
             f"{row.get('cpus_usable') or row.get('cpu_count')} "
             f"{row['backend']} cores" if row["loop_seconds"] else "")
@@ -158,6 +158,12 @@ def sweeps_table() -> str:
                 k.upper() if k in ("fid", "kid") else k for k in keys) + " |",
             "| --- | --- |" + " ---: |" * len(keys)]
     for point in summary["points"]:
+      overrides = ", ".join(f"{k}={v:g}" for k, v in point["overrides"].items())
+      if "mean" not in point:
+        steps = sorted(set(point["diverged_at"].values()))
+        out.append(f"| p{point['point']} | {overrides} | diverged at step "
+                   f"{', '.join(map(str, steps))} |" + " - |" * (len(keys) - 1))
+        continue
       best = point["point"] == summary["best"]["point"]
       cells = []
       for key in keys:
@@ -166,7 +172,6 @@ def sweeps_table() -> str:
         if seeds > 1:
           cell += " ± " + _fmt(key, ci)
         cells.append(f"**{cell}**" if best else cell)
-      overrides = ", ".join(f"{k}={v:g}" for k, v in point["overrides"].items())
       out.append(f"| p{point['point']}{' (best)' if best else ''} | "
                  f"{overrides} | " + " | ".join(cells) + " |")
     if row.get("note"):

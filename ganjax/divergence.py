@@ -7,12 +7,12 @@ import numpy as np
 
 
 class TrainingDivergedError(FloatingPointError):
-  """A loss or parameter became NaN or Inf (in seed number `member` of the
-  run's seeds)."""
+  """A loss or parameter became NaN or Inf at `step` (in member number
+  `member` of the run's seeds and sweep points)."""
 
-  def __init__(self, message, member=0):
+  def __init__(self, message, member=0, step=None):
     super().__init__(message)
-    self.member = member
+    self.member, self.step = member, step
 
 
 _DIVERGED_HELP = (
@@ -36,11 +36,11 @@ def check_finite(step, scalars, state=None, member=0, where=""):
     if not np.isfinite(value):
       raise TrainingDivergedError(
           f"Training diverged at step {step}{where}: {name} = {value}. "
-          + _DIVERGED_HELP, member)
+          + _DIVERGED_HELP, member, step)
   if state is not None:
     finite = jax.device_get(_params_finite(state.g_params, state.d_params))
     for name, ok in zip(("g_params", "d_params"), finite):
       if not ok:
         raise TrainingDivergedError(
             f"Training diverged at step {step}{where}: {name} holds NaN or "
-            "Inf. " + _DIVERGED_HELP, member)
+            "Inf. " + _DIVERGED_HELP, member, step)

@@ -1,5 +1,6 @@
 """Scalar metrics to `metrics.jsonl` and TensorBoard event files."""
 
+import glob
 import json
 import os
 
@@ -75,6 +76,19 @@ def eval_path(workdir: str, step: int, protocol: str = "") -> str:
   reports and results tables read; eval/<protocol>/ for any other
   (`ganjax.evaluate --num_samples/--seed`), so it never replaces those."""
   return os.path.join(workdir, "eval", protocol, f"step_{step:07d}.json")
+
+
+def discard_evaluations_after(workdir: str, step: int) -> list:
+  """Deletes the run's own evaluations (eval/step_N.json) of steps past
+  `step`: a run resumed or rolled back to `step` replays those steps, and
+  their evaluations belong to the abandoned steps. Returns the paths."""
+  gone = []
+  for path in glob.glob(os.path.join(workdir, "eval", "step_*.json")):
+    name = os.path.basename(path)[len("step_"):-len(".json")]
+    if name.isdigit() and int(name) > step:
+      os.remove(path)
+      gone.append(path)
+  return sorted(gone)
 
 
 def write_json(path: str, record: dict) -> None:

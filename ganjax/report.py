@@ -144,8 +144,9 @@ def _sweep_section(workdir, summaries, max_grids):
                 f" (mean FID {final['best']['fid']:.5g}).</p>")
     rows = "".join(
         f"<tr><th>{html.escape(p['name'])}</th>"
-        + "".join(f"<td>{_fmt(p['mean'][k])} &plusmn; {_fmt(p['ci95'][k])}"
-                  "</td>" for k in ("fid", "recall"))
+        + ("".join(f"<td>{_fmt(p['mean'][k])} &plusmn; {_fmt(p['ci95'][k])}"
+                   "</td>" for k in ("fid", "recall")) if "mean" in p else
+           "<td colspan=2>diverged (diverged.json)</td>")
         + "</tr>" for p in final["points"])
     body.append("<table><tr><th>point</th><th>FID (mean &plusmn; 95% CI)"
                 "</th><th>recall</th></tr>" + rows + "</table>")

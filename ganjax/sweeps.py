@@ -28,7 +28,8 @@ agree with their single runs to float rounding.
 
 At each evaluation the sweep's workdir gets `eval/step_<N>.json`: every
 point's overrides, its numbers per seed, their mean and 95% confidence
-interval, and the best point by mean FID.
+interval, and the best point by mean FID. A point that diverges is left
+out (its `diverged.json`; the summary marks it) and the others train on.
 """
 
 import itertools
@@ -164,14 +165,22 @@ def members(config, workdir: str) -> list:
   return out
 
 
-def summarize(results: list) -> dict:
+def summarize(results: list, diverged=None) -> dict:
   """The sweep's summary from [(`Point`, {seed: evaluation})]: each point's
-  `seeds.summarize` with its name and overrides, and the best point by mean
-  FID."""
-  rows = [{"point": point.index, "name": point.name,
-           "overrides": point.overrides, **seeds_lib.summarize(by_seed)}
-          for point, by_seed in results]
-  best = min(rows, key=lambda r: r["mean"]["fid"])
+  `seeds.summarize` over the seeds that have not diverged (`diverged`:
+  {point index: {seed: step}}, recorded as the point's "diverged_at"), its
+  name and overrides, and the best point by mean FID. A point whose seeds
+  all diverged has no numbers."""
+  diverged = diverged or {}
+  rows = []
+  for point, by_seed in results:
+    row = {"point": point.index, "name": point.name,
+           "overrides": point.overrides}
+    if point.index in diverged:
+      row["diverged_at"] = {str(s): step
+                            for s, step in diverged[point.index].items()}
+    rows.append({**row, **(seeds_lib.summarize(by_seed) if by_seed else {})})
+  best = min((r for r in rows if "mean" in r), key=lambda r: r["mean"]["fid"])
   return {"num_points": len(rows), "points": rows,
           "best": {"point": best["point"], "name": best["name"],
                    "overrides": best["overrides"],
@@ -184,6 +193,11 @@ def table(summary: dict) -> str:
   lines = ["| point | overrides | FID | recall |",
            "| --- | --- | ---: | ---: |"]
   for row in summary["points"]:
+    overrides = ", ".join(f"{k}={v:g}" for k, v in row["overrides"].items())
+    if "mean" not in row:
+      lines.append(f"| p{row['point']} | {overrides} | "
+                   f"{_diverged(row)} | - |")
+      continue
     cells = []
     for key in ("fid", "recall"):
       mean, ci = row["mean"][key], row["ci95"][key]
@@ -191,7 +205,13 @@ def table(summary: dict) -> str:
       cells.append(f"{mean:.{digits}f}" if math.isnan(ci)
                    else f"{mean:.{digits}f} ± {ci:.{digits}f}")
     best = " (best)" if row["point"] == summary["best"]["point"] else ""
-    overrides = ", ".join(f"{k}={v:g}" for k, v in row["overrides"].items())
-    lines.append(f"| p{row['point']}{best} | {overrides} | {cells[0]} | "
-                 f"{cells[1]} |")
+    left_out = f" ({_diverged(row)})" if "diverged_at" in row else ""
+    lines.append(f"| p{row['point']}{best} | {overrides} | {cells[0]}"
+                 f"{left_out} | {cells[1]} |")
   return "\n".join(lines)
+
+
+def _diverged(row) -> str:
+  """"diverged at step N (seed s)" for each seed of the point left out."""
+  return ", ".join(f"diverged at step {step} (seed {seed})"
+                   for seed, step in row["diverged_at"].items())

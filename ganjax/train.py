@@ -68,8 +68,16 @@ def unknown_overrides(argv) -> list:
 
 
 def _parse_flags(argv):
-  """absl's parsing, with a misspelt config field as one line of error
-  rather than a traceback of ml_collections' AttributeError."""
+  """absl's parsing, with a recipe that does not load (a missing file, an
+  unknown variant) or a misspelt config field as one line of error rather
+  than a traceback."""
+  spec = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")),
+              None)
+  if spec is not None:
+    try:
+      recipes.load(spec)
+    except (FileNotFoundError, ValueError) as e:
+      cli.fail("ganjax.train", f"--config={spec}: {e}")
   try:
     return app.parse_flags_with_usage(argv)
   except AttributeError:

@@ -4,6 +4,7 @@ The command line (`ganjax.train`), the tests and the benchmarks all call this.
 """
 
 import itertools
+import json
 import os
 import time
 
@@ -75,6 +76,25 @@ def _local(tree):
   return jax.device_get(tree) if jax.process_count() > 1 else tree
 
 
+def _discard_evaluations_after(workdir, step):
+  for path in metric_writers.discard_evaluations_after(workdir, step):
+    logging.info("Deleted %s: the run continues from step %d and evaluates "
+                 "that step again when it gets there.", path, step)
+
+
+def _diverged_step(path):
+  """The step in a dropped sweep member's diverged.json; None without it."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      return int(json.load(f)["step"])
+  except FileNotFoundError:
+    return None
+  except (ValueError, KeyError, TypeError) as e:
+    raise ValueError(f"{path} is unreadable ({e}); it records that this "
+                     "sweep point diverged: delete it to train the point "
+                     "again") from None
+
+
 class _Member:
   """One seed (of one point of a sweep) of a run: its config, run directory,
   keys and outputs. A run of one seed and no sweep has one member, the run
@@ -90,6 +110,13 @@ class _Member:
     self.checkpointer = checkpointing.Checkpointer(
         os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
     self.writer = self.best = None  # opened at the start step
+    # In a sweep, the step at which this member diverged and was dropped
+    # (kept in its diverged.json, so a resumed sweep leaves it out too).
+    self.diverged_at = _diverged_step(self.diverged_path)
+
+  @property
+  def diverged_path(self):
+    return os.path.join(self.workdir, "diverged.json")
 
   def open_outputs(self, start):
     self.writer = (metric_writers.MetricWriter(self.workdir, start)
@@ -170,10 +197,41 @@ class _Run:
         self.config.latent_dim, self.config.eval_num_samples,
         self.config.eval_seed)
 
+  def rewind(self, step):
+    """Drops the metrics and the evaluations (each member's, and the
+    summaries over seeds and points) of steps past `step`, which the run
+    replays."""
+    for member in self.members:
+      member.writer.rewind(step)
+    if distributed.is_writer():
+      for workdir in {self.workdir, *self.point_dirs,
+                      *(m.workdir for m in self.members)}:
+        _discard_evaluations_after(workdir, step)
+
+  def live(self, states=None):
+    """(index, member[, state]) of the members still training (in a sweep,
+    those that have not diverged)."""
+    return [(k, m) if states is None else (k, m, states[k])
+            for k, m in enumerate(self.members) if m.diverged_at is None]
+
+  def drop(self, error):
+    """In a sweep, leaves out the member that diverged (`error`): its
+    diverged.json records the step and the message; the others train on.
+    Returns False where nothing is left to train."""
+    member = self.members[error.member]
+    member.diverged_at = error.step
+    if distributed.is_writer():
+      metric_writers.write_json(member.diverged_path,
+                                {"step": error.step, "message": str(error)})
+    logging.warning("%s Left out of the sweep (%s/diverged.json); the other "
+                    "points continue from their newest checkpoint.", error,
+                    member.workdir)
+    return bool(self.live())
+
   def write_grids(self, states, name):
     if not distributed.is_writer():
       return
-    for member, state in zip(self.members, states):
+    for _, member, state in self.live(states):
       fakes = sampling.inference_fn(self.sampler)(
           self.sampling_variables(state), member.fixed_z,
           self.fixed_labels)
@@ -204,7 +262,7 @@ def train_and_evaluate(config, workdir: str):
   run = _Run(config, workdir)
   try:
     states = _restore_latest(run)
-    start = int(states[0].step)
+    start = int(states[run.live()[0][0]].step)
     if start:
       logging.info("Resumed from %s/%d", run.checkpoints, start)
     for member in run.members:
@@ -212,6 +270,7 @@ def train_and_evaluate(config, workdir: str):
       if run.several:
         rundir.write_manifest(member.workdir, member.config,
                               run.data_info, run.conv_impl, run.devices)
+    run.rewind(start)
     for point_workdir, point_config in run.point_dirs.items():
       rundir.write_manifest(point_workdir, point_config, run.data_info,
                             run.conv_impl, run.devices)
@@ -231,9 +290,12 @@ def train_and_evaluate(config, workdir: str):
           states = _loop(run, states, start, stop)
           break
         except divergence.TrainingDivergedError as e:
-          if rollback > config.nan_rollbacks:
+          if rollback <= config.nan_rollbacks:
+            states, start = _roll_back(run, rollback, e)
+          elif config.sweep and run.drop(e):
+            states, start = _resume_without(run)
+          else:
             raise
-          states, start = _roll_back(run, rollback, e)
   finally:
     for member in run.members:
       member.close()
@@ -245,6 +307,11 @@ def train_and_evaluate(config, workdir: str):
 def _summarize(run):
   """Where a finished run's outputs are, and its best evaluation."""
   for member in run.members:
+    if member.diverged_at is not None:
+      logging.info("Left out%s: diverged at step %d (diverged.json); its "
+                   "checkpoints hold the steps before.", member.label,
+                   member.diverged_at)
+      continue
     best = (f"; best FID {member.best.fid:.2f} (checkpoints_best/)"
             if member.best.fid < float("inf") else "")
     logging.info("Outputs%s in %s: checkpoints/, samples/final.png, "
@@ -259,12 +326,14 @@ def _restore_latest(run):
   initial one), on the devices.
 
   A seed's checkpoints past that step (a crash between two seeds' saves) are
-  deleted: the run replays those steps and writes them again.
+  deleted: the run replays those steps and writes them again. A member left
+  out of a sweep (diverged) takes its initial state, computed and ignored.
   """
-  steps = [set(m.checkpointer.all_steps()) for m in run.members]
-  common = set.intersection(*steps)
+  steps = {k: set(m.checkpointer.all_steps()) for k, m in run.live()}
+  common = set.intersection(*steps.values())
   step = max(common) if common else None
-  for member, have in zip(run.members, steps):
+  for k, have in steps.items():
+    member = run.members[k]
     for newer in sorted(s for s in have if step is None or s > step):
       logging.warning("Deleting %s/checkpoints/%d: the other seeds have no "
                       "checkpoint of that step; it is made again.",
@@ -273,11 +342,22 @@ def _restore_latest(run):
   states = []
   for member in run.members:
     state = run.init_state(member)
-    if step is not None:
+    if step is not None and member.diverged_at is None:
       state = member.checkpointer.restore(
           step, state, member.config, data_sha256=run.data_info["sha256"])
     states.append(parallel.replicate_state(_local(state), run.devices))
   return tuple(states)
+
+
+def _resume_without(run):
+  """After a member left the sweep: every other member back to the newest
+  checkpoint (the steps since are replayed exactly)."""
+  for member in run.members:
+    member.checkpointer.wait()
+  states = _restore_latest(run)
+  step = int(states[run.live()[0][0]].step)
+  run.rewind(step)
+  return states, step
 
 
 def _roll_back(run, rollback, error):
@@ -297,9 +377,8 @@ def _roll_back(run, rollback, error):
   states[diverged] = parallel.replicate_state(
       states[diverged].replace(noise_key=jax.random.key_data(noise_key)),
       run.devices)
-  step = int(states[0].step)
-  for member in run.members:
-    member.writer.rewind(step)
+  step = int(states[run.live()[0][0]].step)
+  run.rewind(step)
   run.members[diverged].writer.write(step, {"rollback": rollback})
   logging.warning("%s Rollback %d of at most %d (config.nan_rollbacks): "
                   "continuing from step %d with a new noise stream%s.", error,
@@ -318,6 +397,9 @@ def _loop(run, states, start, stop):
     all_scalars = []
     for k, (member, values) in enumerate(zip(run.members,
                                              jax.device_get(metrics))):
+      if member.diverged_at is not None:
+        all_scalars.append(None)
+        continue
       scalars = {name: float(v) for name, v in values.items()}
       divergence.check_finite(at_step, scalars,
                               states[k] if with_states else None,
@@ -337,6 +419,8 @@ def _loop(run, states, start, stop):
       rate, speed = None, "first call (compiling)"
     t_log, step_log = now, at_step
     for member, scalars in zip(run.members, all_scalars):
+      if scalars is None:  # left out of the sweep
+        continue
       if rate is not None:
         scalars["steps_per_s"] = rate
       member.writer.write(at_step, scalars)
@@ -372,7 +456,7 @@ def _loop(run, states, start, stop):
       else:
         check(step, metrics)
       check(step, [{}] * len(states), with_states=True)
-      for member, state in zip(run.members, states):
+      for _, member, state in run.live(states):
         member.checkpointer.save(step, state, run.meta(member))
     elif step % config.log_every == 0:
       pending = (step, metrics)
@@ -404,7 +488,10 @@ def _evaluate(run, states, step):
   each point's to the point's eval/), and a sweep the summary over points
   to its own."""
   results = {}  # {point index (0 without a sweep): (point, {seed: result})}
-  for member, state in zip(run.members, states):
+  for member in run.members:  # a point whose seeds all diverged stays empty
+    results.setdefault(member.point.index if member.point else 0,
+                       (member.point, {}))
+  for _, member, state in run.live(states):
     result = run.evaluate(member, state, step)
     member.writer.write(step, {f"eval/{k}": result[k] for k in EVAL_SCALARS
                                if k in result})
@@ -414,6 +501,8 @@ def _evaluate(run, states, step):
         result)
   if run.config.num_seeds > 1:
     for point, by_seed in results.values():
+      if not by_seed:
+        continue
       summary = {**seeds_lib.summarize(by_seed), "step": step}
       _write_summary(point.workdir if point else run.workdir, step, summary)
       logging.info("eval at step %d over %d seeds%s: FID %.3f +- %.3f  "
@@ -422,7 +511,13 @@ def _evaluate(run, states, step):
                    summary["mean"]["fid"], summary["ci95"]["fid"],
                    summary["mean"]["recall"], summary["ci95"]["recall"])
   if run.config.sweep:
-    summary = {**sweeps.summarize(list(results.values())), "step": step}
+    diverged = {}  # {point index: {seed: step}}
+    for member in run.members:
+      if member.diverged_at is not None:
+        diverged.setdefault(member.point.index, {})[member.config.seed] = (
+            member.diverged_at)
+    summary = {**sweeps.summarize(list(results.values()), diverged),
+               "step": step}
     _write_summary(run.workdir, step, summary)
     logging.info("eval at step %d over %d sweep points: best %s, FID %.3f "
                  "(mean over seeds)\n%s", step, summary["num_points"],

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tests.conftest import REPO, subprocess_env
@@ -263,3 +264,16 @@ def test_a_second_ctrl_c_quits_at_once(tmp_path):
   _, rest = process.communicate(timeout=300)
   assert process.returncode == -signal.SIGINT, rest[-3000:]
   assert "Stopped by" not in rest
+
+
+@pytest.mark.parametrize("spec, first", [
+    ("experiments/fashion.py:shrot", "Unknown config variant 'shrot'"),
+    ("experiments/fashoin.py", "recipe "),
+])
+def test_a_recipe_that_does_not_load_is_one_line(tmp_path, spec, first):
+  workdir = tmp_path / "run"
+  result = _run("ganjax.train", f"--config={spec}", f"--workdir={workdir}")
+  lines = result.stderr.strip().splitlines()
+  assert result.returncode == 1 and len(lines) == 1, result.stderr[-3000:]
+  assert lines[0].startswith(f"ganjax.train: error: --config={spec}: {first}")
+  assert not workdir.exists()

@@ -250,3 +250,20 @@ def test_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path):
   straight = trainer.train_and_evaluate(smoke_config(), str(tmp_path / "b"))
   for a, b in zip(leaves(resumed), leaves(straight), strict=True):
     np.testing.assert_array_equal(a, b)
+
+
+def test_a_resume_before_an_evaluation_deletes_that_evaluation(tmp_path):
+  """Checkpoint 8 moved aside (as the corrupt-checkpoint error advises): the
+  run resumes from 4, and eval/step_8.json, of steps it no longer has, goes
+  (else reports and tables would show it as the run's)."""
+  workdir = str(tmp_path)
+  config = smoke_config(eval_every=4, eval_num_samples=200)
+  trainer.train_and_evaluate(config, workdir)
+  evals = lambda: sorted(os.listdir(os.path.join(workdir, "eval")))
+  assert evals() == ["step_0000004.json", "step_0000008.json"]
+  os.rename(os.path.join(workdir, "checkpoints", "8"), str(tmp_path / "8"))
+  trainer.train_and_evaluate(smoke_config(eval_every=4, eval_num_samples=200,
+                                          num_steps=6), workdir)
+  assert evals() == ["step_0000004.json", "step_0000006.json"]
+  records = metric_writers.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+  assert max(r["step"] for r in records) == 6

@@ -8,11 +8,13 @@ import sys
 import jax
 import pytest
 
+from ganjax import checkpointing
 from ganjax import configs
 from ganjax import report
 from ganjax import sweeps
 from ganjax import trainer
 from tests.conftest import assert_identical, smoke_config
+from tests.test_faults import _poison_call as poison_call
 
 SWEEP = "g_learning_rate+d_learning_rate=1e-3,3e-3"
 
@@ -146,3 +148,51 @@ def test_the_docs_table_of_a_sweep_is_its_summary(sweep_run, tmp_path,
     assert (f"**{fid}**" if best else f"| {fid} |") in line
     assert ("(best)" in line) == best
   assert "2 points x 2 seed(s) x 8 steps" in text and "A note." in text
+
+
+def test_a_diverged_point_is_left_out_and_the_others_train_on(
+    tmp_path, monkeypatch):
+  """p1 reports a NaN at step 6: it is recorded and left out, p0 resumes
+  from step 4 and ends as its single run; the summary, its table and a
+  second run of the same command leave p1 out."""
+  workdir = str(tmp_path / "sweep")
+  config = smoke_config(sweep=SWEEP, eval_every=8, eval_num_samples=200)
+  p0, p1 = (os.path.join(workdir, n) for n in sweeps.point_names(config))
+  poison_call(monkeypatch, call=3, seed_index=1)  # p1's steps 5-6
+  states = trainer.train_and_evaluate(config, workdir)
+  monkeypatch.undo()
+  with open(os.path.join(p1, "diverged.json"), encoding="utf-8") as f:
+    record = json.load(f)
+  assert record["step"] == 6 and "d_loss = nan" in record["message"]
+  steps = lambda d: checkpointing.Checkpointer(
+      os.path.join(d, "checkpoints"), 3).all_steps()
+  assert steps(p1) == [4] and steps(p0) == [4, 8]
+  single = trainer.train_and_evaluate(
+      smoke_config(g_learning_rate=1e-3, d_learning_rate=1e-3),
+      str(tmp_path / "single"))
+  assert_identical(jax.device_get(states[0]), jax.device_get(single))
+  with open(os.path.join(workdir, "eval", "step_0000008.json"),
+            encoding="utf-8") as f:
+    summary = json.load(f)
+  left_out = summary["points"][1]
+  assert left_out["diverged_at"] == {"0": 6} and "mean" not in left_out
+  assert summary["best"]["point"] == 0
+  assert "diverged at step 6 (seed 0)" in sweeps.table(summary)
+  assert not os.path.exists(os.path.join(p1, "eval"))
+  # The same command again: complete, p1 still left out, nothing deleted
+  # or made again.
+  saved = lambda: os.stat(os.path.join(p0, "checkpoints", "8")).st_mtime_ns
+  before = saved()
+  trainer.train_and_evaluate(config, workdir)
+  assert steps(p1) == [4] and steps(p0) == [4, 8] and saved() == before
+
+
+def test_a_sweep_whose_every_point_diverged_stops(tmp_path, monkeypatch):
+  config = smoke_config(sweep=SWEEP)
+  poison_call(monkeypatch, call=3, seed_index=0)
+  poison_call(monkeypatch, call=5, seed_index=1)  # after p0's drop
+  with pytest.raises(trainer.TrainingDivergedError,
+                     match=r"diverged at step \d+ \(p1_"):
+    trainer.train_and_evaluate(config, str(tmp_path))
+  assert os.path.exists(os.path.join(
+      tmp_path, sweeps.point_names(config)[0], "diverged.json"))
