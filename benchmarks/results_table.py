@@ -128,7 +128,8 @@ def collect_sweep(name, sweepdir, log=None, note=None) -> dict:
                      "give the sweep's --workdir, not one point's")
   row = {"name": name, **_run_facts(manifest),
          "sweep": sweep, "summary": summary,
-         "loop_seconds": _loop_seconds(log), "note": note}
+         "loop_seconds": _loop_seconds(log),
+         "wall_seconds": _wall_seconds(log) if log else None, "note": note}
   os.makedirs(SWEEPS, exist_ok=True)
   with open(os.path.join(SWEEPS, f"{name}.json"), "w", encoding="utf-8") as f:
     json.dump(row, f, indent=1, sort_keys=True)
@@ -147,9 +148,10 @@ def sweeps_table() -> str:
       row = json.load(f)
     summary = row["summary"]
     seeds = max(p.get("num_seeds", 0) for p in summary["points"])
-    loop = (f", loop time {row['loop_seconds']:,.0f} s on "
-            f"{row.get('cpus_usable') or row.get('cpu_count')} "
-            f"{row['backend']} cores" if row["loop_seconds"] else "")
+    wall = row.get("wall_seconds")
+    loop = (f", {wall:,.0f} s of wall time from start to end "
+            f"on {row.get('cpus_usable') or row.get('cpu_count')} "
+            f"{row['backend']} cores" if wall else "")
     out += [f"`{row['name']}`: `{row['command']}` "
             f"({summary['num_points']} points x {seeds} seed(s) x "
             f"{summary['step']:,} steps in one program{loop}; commit "
@@ -172,6 +174,10 @@ def sweeps_table() -> str:
         if seeds > 1:
           cell += " ± " + _fmt(key, ci)
         cells.append(f"**{cell}**" if best else cell)
+      if "diverged_at" in point:  # a seed left out: the mean is of the rest
+        cells[0] += " (" + ", ".join(
+            f"seed {seed} diverged at step {step}"
+            for seed, step in point["diverged_at"].items()) + ")"
       out.append(f"| p{point['point']}{' (best)' if best else ''} | "
                  f"{overrides} | " + " | ".join(cells) + " |")
     if row.get("note"):
@@ -180,23 +186,40 @@ def sweeps_table() -> str:
   return "\n".join(out).rstrip() or "(no sweeps committed yet)"
 
 
+def _stamps(log):
+  """(seconds of the day, line) of each absl-stamped line of the log
+  ("I1203 05:41:45.329570 ...")."""
+  stamp = re.compile(r"^[IWE]\d{4} (\d\d):(\d\d):(\d\d\.\d+) ")
+  with open(log, encoding="utf-8") as f:
+    for line in f:
+      m = stamp.match(line)
+      if m:
+        yield int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3]), line
+
+
+def _wall_seconds(log):
+  """Wall time from the log's first "Training ..." line to its last line
+  (compiling, evaluations, and any steps replayed after a divergence
+  included; one day at most)."""
+  start = end = None
+  for t, line in _stamps(log):
+    if start is None and "] Training " in line:
+      start = t
+    end = t
+  return None if start is None else round((end - start) % 86400, 1)
+
+
 def _seconds_to_evaluations(log) -> dict:
   """{step: seconds from the log's "Training ... from step" line to its
   "eval at step N" line} (wall time, compiling included), from the log
   lines' timestamps (absl's "I1203 05:41:45.329570", one day at most)."""
-  stamp = re.compile(r"^[IWE]\d{4} (\d\d):(\d\d):(\d\d\.\d+) ")
   start, out = None, {}
-  with open(log, encoding="utf-8") as f:
-    for line in f:
-      m = stamp.match(line)
-      if not m:
-        continue
-      t = int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3])
-      if start is None and "] Training " in line:
-        start = t
-      found = re.search(r"eval at step (\d+):", line)
-      if found and start is not None:
-        out[found[1]] = round((t - start) % 86400, 1)
+  for t, line in _stamps(log):
+    if start is None and "] Training " in line:
+      start = t
+    found = re.search(r"eval at step (\d+):", line)
+    if found and start is not None:
+      out[found[1]] = round((t - start) % 86400, 1)
   return out
 
 

@@ -146,7 +146,9 @@ def _sweep_section(workdir, summaries, max_grids):
         f"<tr><th>{html.escape(p['name'])}</th>"
         + ("".join(f"<td>{_fmt(p['mean'][k])} &plusmn; {_fmt(p['ci95'][k])}"
                    "</td>" for k in ("fid", "recall")) if "mean" in p else
-           "<td colspan=2>diverged (diverged.json)</td>")
+           "<td colspan=2></td>")
+        + (f"<td>diverged: {html.escape(str(p['diverged_at']))} "
+           "(seed: step; diverged.json)</td>" if "diverged_at" in p else "")
         + "</tr>" for p in final["points"])
     body.append("<table><tr><th>point</th><th>FID (mean &plusmn; 95% CI)"
                 "</th><th>recall</th></tr>" + rows + "</table>")

@@ -28,8 +28,9 @@ agree with their single runs to float rounding.
 
 At each evaluation the sweep's workdir gets `eval/step_<N>.json`: every
 point's overrides, its numbers per seed, their mean and 95% confidence
-interval, and the best point by mean FID. A point that diverges is left
-out (its `diverged.json`; the summary marks it) and the others train on.
+interval, and the best point by mean FID. A seed of a point that diverges
+is left out (its `diverged.json`; the summary marks the point, which is then
+not the best) and the others train on.
 """
 
 import itertools
@@ -169,8 +170,8 @@ def summarize(results: list, diverged=None) -> dict:
   """The sweep's summary from [(`Point`, {seed: evaluation})]: each point's
   `seeds.summarize` over the seeds that have not diverged (`diverged`:
   {point index: {seed: step}}, recorded as the point's "diverged_at"), its
-  name and overrides, and the best point by mean FID. A point whose seeds
-  all diverged has no numbers."""
+  name and overrides, and the best point by mean FID among those that lost
+  no seed. A point whose seeds all diverged has no numbers."""
   diverged = diverged or {}
   rows = []
   for point, by_seed in results:
@@ -180,7 +181,11 @@ def summarize(results: list, diverged=None) -> dict:
       row["diverged_at"] = {str(s): step
                             for s, step in diverged[point.index].items()}
     rows.append({**row, **(seeds_lib.summarize(by_seed) if by_seed else {})})
-  best = min((r for r in rows if "mean" in r), key=lambda r: r["mean"]["fid"])
+  # A point that lost a seed is not the best: its mean is of the seeds that
+  # survived. (Where every point lost one, the best of them is named.)
+  scored = [r for r in rows if "mean" in r]
+  best = min([r for r in scored if "diverged_at" not in r] or scored,
+             key=lambda r: r["mean"]["fid"])
   return {"num_points": len(rows), "points": rows,
           "best": {"point": best["point"], "name": best["name"],
                    "overrides": best["overrides"],

@@ -43,8 +43,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 def unknown_overrides(argv) -> list:
   """One message per `--config.FIELD=...` of `argv` that names no field of
   the recipe, with the closest field names."""
-  spec = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")),
-              None)
+  spec = _config_spec(argv)
   if spec is None:
     return []
   config = recipes.load(spec)
@@ -67,12 +66,23 @@ def unknown_overrides(argv) -> list:
   return problems
 
 
+def _config_spec(argv):
+  """The recipe of `--config=SPEC` or `--config SPEC` (the last one, as absl
+  reads it); None without one."""
+  spec = None
+  for i, arg in enumerate(argv):
+    if arg.startswith("--config="):
+      spec = arg.split("=", 1)[1]
+    elif arg == "--config" and i + 1 < len(argv):
+      spec = argv[i + 1]
+  return spec
+
+
 def _parse_flags(argv):
   """absl's parsing, with a recipe that does not load (a missing file, an
   unknown variant) or a misspelt config field as one line of error rather
   than a traceback."""
-  spec = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")),
-              None)
+  spec = _config_spec(argv)
   if spec is not None:
     try:
       recipes.load(spec)

@@ -3,7 +3,6 @@
 The command line (`ganjax.train`), the tests and the benchmarks all call this.
 """
 
-import itertools
 import json
 import os
 import time
@@ -91,8 +90,9 @@ def _diverged_step(path):
     return None
   except (ValueError, KeyError, TypeError) as e:
     raise ValueError(f"{path} is unreadable ({e}); it records that this "
-                     "sweep point diverged: delete it to train the point "
-                     "again") from None
+                     "sweep point diverged. Write {\"step\": N} into it to "
+                     "keep the point left out, or continue the point alone "
+                     "(its own --config and --workdir)") from None
 
 
 class _Member:
@@ -100,7 +100,7 @@ class _Member:
   keys and outputs. A run of one seed and no sweep has one member, the run
   itself."""
 
-  def __init__(self, config, workdir, label, point):
+  def __init__(self, config, workdir, label, point, in_sweep=False):
     self.config, self.workdir = config, workdir
     self.label = label  # "" for a one-seed run, else " (seed <s>)" etc.
     self.point = point  # its sweeps.Point in a sweep, else None
@@ -111,14 +111,19 @@ class _Member:
         os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
     self.writer = self.best = None  # opened at the start step
     # In a sweep, the step at which this member diverged and was dropped
-    # (kept in its diverged.json, so a resumed sweep leaves it out too).
-    self.diverged_at = _diverged_step(self.diverged_path)
+    # (kept in its diverged.json, so a resumed sweep leaves it out too; the
+    # point trained alone ignores it).
+    self.diverged_at = (_diverged_step(self.diverged_path) if in_sweep
+                        else None)
 
   @property
   def diverged_path(self):
     return os.path.join(self.workdir, "diverged.json")
 
   def open_outputs(self, start):
+    if self.diverged_at is not None:  # its outputs stay as they were
+      self.writer = metric_writers.NullWriter()
+      return
     self.writer = (metric_writers.MetricWriter(self.workdir, start)
                    if distributed.is_writer() else metric_writers.NullWriter())
     self.best = checkpointing.BestCheckpoint(self.workdir, start)
@@ -175,7 +180,18 @@ class _Run:
         rundir.prepare_workdir(point.workdir, self.point_dirs[point.workdir])
       if self.several:
         rundir.prepare_workdir(member_workdir, member_config)
-    self.members = [_Member(*m) for m in members]
+    self.members = [_Member(*m, in_sweep=bool(config.sweep))
+                    for m in members]
+    if not self.live():
+      raise ValueError(
+          f"every point of the sweep in {workdir} diverged (see each "
+          "point's diverged.json): nothing is left to train. Continue a "
+          "point alone with its config, e.g. python -m ganjax.train "
+          f"--config=... --workdir={self.members[0].workdir} "
+          "--config.nan_rollbacks=N, or start a new --workdir")
+    # {member index: [(step, number)]}: each rollback of a member, the step
+    # it went back to and its noise stream's number.
+    self.rollbacks = {}
     inner = os.path.join("p*" if config.sweep else "",
                          "seed_*" if config.num_seeds > 1 else "")
     self.checkpoints = os.path.join(workdir, inner, "checkpoints")
@@ -198,14 +214,15 @@ class _Run:
         self.config.eval_seed)
 
   def rewind(self, step):
-    """Drops the metrics and the evaluations (each member's, and the
-    summaries over seeds and points) of steps past `step`, which the run
-    replays."""
-    for member in self.members:
+    """Drops the metrics and the evaluations (each training member's, and
+    the summaries over seeds and points) of steps past `step`, which the run
+    replays. A member left out of a sweep keeps its record."""
+    live = [m for _, m in self.live()]
+    for member in live:
       member.writer.rewind(step)
     if distributed.is_writer():
       for workdir in {self.workdir, *self.point_dirs,
-                      *(m.workdir for m in self.members)}:
+                      *(m.workdir for m in live)}:
         _discard_evaluations_after(workdir, step)
 
   def live(self, states=None):
@@ -217,8 +234,11 @@ class _Run:
   def drop(self, error):
     """In a sweep, leaves out the member that diverged (`error`): its
     diverged.json records the step and the message; the others train on.
-    Returns False where nothing is left to train."""
+    Returns False (and records nothing) where it is the last one training:
+    the sweep then stops as a run that diverged."""
     member = self.members[error.member]
+    if [k for k, _ in self.live()] == [error.member]:
+      return False
     member.diverged_at = error.step
     if distributed.is_writer():
       metric_writers.write_json(member.diverged_path,
@@ -226,7 +246,7 @@ class _Run:
     logging.warning("%s Left out of the sweep (%s/diverged.json); the other "
                     "points continue from their newest checkpoint.", error,
                     member.workdir)
-    return bool(self.live())
+    return True
 
   def write_grids(self, states, name):
     if not distributed.is_writer():
@@ -285,13 +305,13 @@ def train_and_evaluate(config, workdir: str):
     # One stop handler for the whole run: its count of calls (the
     # multi-process stop protocol's clock) must not restart at a rollback.
     with signals.StopSignals() as stop:
-      for rollback in itertools.count(1):
+      while True:
         try:
           states = _loop(run, states, start, stop)
           break
         except divergence.TrainingDivergedError as e:
-          if rollback <= config.nan_rollbacks:
-            states, start = _roll_back(run, rollback, e)
+          if len(run.rollbacks.get(e.member, ())) < config.nan_rollbacks:
+            states, start = _roll_back(run, e)
           elif config.sweep and run.drop(e):
             states, start = _resume_without(run)
           else:
@@ -325,28 +345,55 @@ def _restore_latest(run):
   """Each seed's state at the newest checkpoint all seeds have (or the
   initial one), on the devices.
 
-  A seed's checkpoints past that step (a crash between two seeds' saves) are
-  deleted: the run replays those steps and writes them again. A member left
+  A seed's checkpoint past that step (a crash between two seeds' saves) is
+  deleted: the run replays those steps and writes it again. A member left
   out of a sweep (diverged) takes its initial state, computed and ignored.
+  A member that rolled back to that step takes its rollback's noise stream
+  again.
   """
-  steps = {k: set(m.checkpointer.all_steps()) for k, m in run.live()}
-  common = set.intersection(*steps.values())
-  step = max(common) if common else None
-  for k, have in steps.items():
-    member = run.members[k]
-    for newer in sorted(s for s in have if step is None or s > step):
-      logging.warning("Deleting %s/checkpoints/%d: the other seeds have no "
-                      "checkpoint of that step; it is made again.",
-                      member.workdir, newer)
-      member.checkpointer.delete(newer)
+  step = _newest_common_step(run)
   states = []
-  for member in run.members:
+  for k, member in enumerate(run.members):
     state = run.init_state(member)
     if step is not None and member.diverged_at is None:
       state = member.checkpointer.restore(
           step, state, member.config, data_sha256=run.data_info["sha256"])
+    back = run.rollbacks.get(k)
+    if back and back[-1][0] == (step or 0):
+      state = state.replace(noise_key=jax.random.key_data(jax.random.fold_in(
+          jax.random.wrap_key_data(state.noise_key), back[-1][1])))
     states.append(parallel.replicate_state(_local(state), run.devices))
   return tuple(states)
+
+
+def _newest_common_step(run):
+  """The newest checkpoint step every training member has (None if none),
+  after deleting the one newer checkpoint a crash between two members'
+  saves can leave. More than that is refused: the members' checkpoints
+  stop at different places (a deleted diverged.json, a copied directory),
+  and going back to the common step would delete their progress."""
+  steps = {k: set(m.checkpointer.all_steps()) for k, m in run.live()}
+  common = set.intersection(*steps.values())
+  step = max(common) if common else None
+  newer = {k: sorted(s for s in have if step is None or s > step)
+           for k, have in steps.items()}
+  if max(len(n) for n in newer.values()) > 1:
+    behind = [run.members[k].workdir for k, n in newer.items() if not n]
+    raise ValueError(
+        f"the checkpoints of this run's seeds and points stop at different "
+        f"steps: {', '.join(behind)} has none past step {step}, but "
+        + "; ".join(f"{run.members[k].workdir} has {n}"
+                    for k, n in newer.items() if len(n) > 1)
+        + ". Going back to the common step would delete those. If a point "
+        "diverged and its diverged.json was deleted, put it back and "
+        "continue that point alone (its own --config and --workdir)")
+  for k, steps_past in newer.items():
+    for past in steps_past:
+      logging.warning("Deleting %s/checkpoints/%d: the other seeds have no "
+                      "checkpoint of that step; it is made again.",
+                      run.members[k].workdir, past)
+      run.members[k].checkpointer.delete(past)
+  return step
 
 
 def _resume_without(run):
@@ -360,23 +407,22 @@ def _resume_without(run):
   return states, step
 
 
-def _roll_back(run, rollback, error):
+def _roll_back(run, error):
   """Back to the newest checkpoint; the diverged seed continues with noise
-  stream number `rollback`, the others as they were.
+  stream number n (its n-th rollback), the others as they were.
 
-  The noise key (noise and dropout) is folded with the rollback's number; the
-  data order is kept. Deterministic: a rerun that diverges at the same place
-  takes the same new stream.
+  The noise key (noise and dropout) is folded with n; the data order is
+  kept. Deterministic: a rerun that diverges at the same place takes the
+  same new stream. A later restore to the same checkpoint (another member's
+  rollback) gives the seed that stream again.
   """
   for member in run.members:
     member.checkpointer.wait()
-  states = list(_restore_latest(run))
   diverged = error.member
-  noise_key = jax.random.fold_in(
-      jax.random.wrap_key_data(states[diverged].noise_key), rollback)
-  states[diverged] = parallel.replicate_state(
-      states[diverged].replace(noise_key=jax.random.key_data(noise_key)),
-      run.devices)
+  back = run.rollbacks.setdefault(diverged, [])
+  rollback = len(back) + 1
+  back.append((_newest_common_step(run) or 0, rollback))
+  states = _restore_latest(run)
   step = int(states[run.live()[0][0]].step)
   run.rewind(step)
   run.members[diverged].writer.write(step, {"rollback": rollback})
@@ -384,7 +430,7 @@ def _roll_back(run, rollback, error):
                   "continuing from step %d with a new noise stream%s.", error,
                   rollback, run.config.nan_rollbacks, step,
                   run.members[diverged].label)
-  return tuple(states), step
+  return states, step
 
 
 def _loop(run, states, start, stop):

@@ -3,13 +3,13 @@ point bit-identical to its single run, the outputs and the summary."""
 
 import json
 import os
-import sys
 
 import jax
 import pytest
 
 from ganjax import checkpointing
 from ganjax import configs
+from ganjax import metric_writers
 from ganjax import report
 from ganjax import sweeps
 from ganjax import trainer
@@ -130,7 +130,7 @@ def test_the_docs_table_of_a_sweep_is_its_summary(sweep_run, tmp_path,
                                                    monkeypatch):
   """benchmarks/results_table.py collect-sweep keeps the summary, and the
   docs' table shows each point's mean and CI, the best point in bold."""
-  sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
+  monkeypatch.syspath_prepend(os.path.join(os.path.dirname(os.path.dirname(
       os.path.abspath(__file__))), "benchmarks"))
   import results_table  # pylint: disable=g-import-not-at-top
   monkeypatch.setattr(results_table, "SWEEPS", str(tmp_path))
@@ -153,10 +153,11 @@ def test_the_docs_table_of_a_sweep_is_its_summary(sweep_run, tmp_path,
 def test_a_diverged_point_is_left_out_and_the_others_train_on(
     tmp_path, monkeypatch):
   """p1 reports a NaN at step 6: it is recorded and left out, p0 resumes
-  from step 4 and ends as its single run; the summary, its table and a
-  second run of the same command leave p1 out."""
+  from step 4 and ends as its single run; p1's metrics and evaluations up
+  to then are kept; the summaries of the replayed steps are made again;
+  the table and a second run of the same command leave p1 out."""
   workdir = str(tmp_path / "sweep")
-  config = smoke_config(sweep=SWEEP, eval_every=8, eval_num_samples=200)
+  config = smoke_config(sweep=SWEEP, eval_every=2, eval_num_samples=200)
   p0, p1 = (os.path.join(workdir, n) for n in sweeps.point_names(config))
   poison_call(monkeypatch, call=3, seed_index=1)  # p1's steps 5-6
   states = trainer.train_and_evaluate(config, workdir)
@@ -171,14 +172,18 @@ def test_a_diverged_point_is_left_out_and_the_others_train_on(
       smoke_config(g_learning_rate=1e-3, d_learning_rate=1e-3),
       str(tmp_path / "single"))
   assert_identical(jax.device_get(states[0]), jax.device_get(single))
-  with open(os.path.join(workdir, "eval", "step_0000008.json"),
-            encoding="utf-8") as f:
-    summary = json.load(f)
-  left_out = summary["points"][1]
-  assert left_out["diverged_at"] == {"0": 6} and "mean" not in left_out
-  assert summary["best"]["point"] == 0
+  for step in (6, 8):  # step 6's summary was made before p1's NaN was read
+    with open(os.path.join(workdir, "eval", f"step_{step:07d}.json"),
+              encoding="utf-8") as f:
+      summary = json.load(f)
+    left_out = summary["points"][1]
+    assert left_out["diverged_at"] == {"0": 6} and "mean" not in left_out
+    assert summary["best"]["point"] == 0
   assert "diverged at step 6 (seed 0)" in sweeps.table(summary)
-  assert not os.path.exists(os.path.join(p1, "eval"))
+  assert sorted(os.listdir(os.path.join(p1, "eval"))) == [
+      f"step_{s:07d}.json" for s in (2, 4, 6)]  # its record, kept
+  records = metric_writers.read_jsonl(os.path.join(p1, "metrics.jsonl"))
+  assert max(r["step"] for r in records) == 6
   # The same command again: complete, p1 still left out, nothing deleted
   # or made again.
   saved = lambda: os.stat(os.path.join(p0, "checkpoints", "8")).st_mtime_ns
@@ -187,12 +192,57 @@ def test_a_diverged_point_is_left_out_and_the_others_train_on(
   assert steps(p1) == [4] and steps(p0) == [4, 8] and saved() == before
 
 
-def test_a_sweep_whose_every_point_diverged_stops(tmp_path, monkeypatch):
+def test_a_sweep_whose_every_point_diverged_stops_and_resumes(
+    tmp_path, monkeypatch):
+  """The last point training stops the sweep as an ordinary divergence,
+  unrecorded: the same command resumes it."""
   config = smoke_config(sweep=SWEEP)
+  p0, p1 = (os.path.join(tmp_path, n) for n in sweeps.point_names(config))
   poison_call(monkeypatch, call=3, seed_index=0)
   poison_call(monkeypatch, call=5, seed_index=1)  # after p0's drop
   with pytest.raises(trainer.TrainingDivergedError,
                      match=r"diverged at step \d+ \(p1_"):
     trainer.train_and_evaluate(config, str(tmp_path))
-  assert os.path.exists(os.path.join(
-      tmp_path, sweeps.point_names(config)[0], "diverged.json"))
+  assert os.path.exists(os.path.join(p0, "diverged.json"))
+  assert not os.path.exists(os.path.join(p1, "diverged.json"))
+  monkeypatch.undo()
+  trainer.train_and_evaluate(config, str(tmp_path))
+  assert checkpointing.Checkpointer(os.path.join(p1, "checkpoints"),
+                                    3).all_steps()[-1] == 8
+
+
+def test_rollbacks_are_per_point_and_keep_their_noise_stream(
+    tmp_path, monkeypatch):
+  """nan_rollbacks=1: p0 rolls back at step 6, then p1 at its replay; both
+  go back to step 4, p0 again with its rollback's stream: it ends as in a
+  sweep where only p0 rolled back, and nothing is left out."""
+  config = smoke_config(sweep=SWEEP, nan_rollbacks=1)
+  poison_call(monkeypatch, call=3, seed_index=0)
+  alone = trainer.train_and_evaluate(config, str(tmp_path / "a"))
+  monkeypatch.undo()
+  poison_call(monkeypatch, call=3, seed_index=0)
+  poison_call(monkeypatch, call=5, seed_index=1)
+  both = trainer.train_and_evaluate(config, str(tmp_path / "b"))
+  assert not [n for n in os.listdir(tmp_path / "b" / sweeps.point_names(
+      config)[1]) if n == "diverged.json"]
+  assert_identical(jax.device_get(alone[0]), jax.device_get(both[0]))
+  with pytest.raises(AssertionError):  # p1 did roll back in the second
+    assert_identical(jax.device_get(alone[1]), jax.device_get(both[1]))
+
+
+def test_members_whose_checkpoints_stop_far_apart_are_refused(
+    tmp_path, monkeypatch):
+  """p1 diverged at step 6 (checkpoint 4); with its diverged.json deleted,
+  going back to step 4 would delete p0's checkpoints 8 and 12: refused,
+  nothing deleted."""
+  config = smoke_config(sweep=SWEEP, num_steps=12)
+  p0, p1 = (os.path.join(tmp_path, n) for n in sweeps.point_names(config))
+  poison_call(monkeypatch, call=3, seed_index=1)
+  trainer.train_and_evaluate(config, str(tmp_path))
+  monkeypatch.undo()
+  os.remove(os.path.join(p1, "diverged.json"))
+  with pytest.raises(ValueError, match=r"stop at different steps: .*p1_.* "
+                     r"has none past step 4, but .*p0_.* has \[8, 12\]"):
+    trainer.train_and_evaluate(config, str(tmp_path))
+  assert checkpointing.Checkpointer(os.path.join(p0, "checkpoints"),
+                                    3).all_steps() == [4, 8, 12]
