@@ -126,6 +126,9 @@ def collect_sweep(name, sweepdir, log=None, note=None) -> dict:
   if "points" not in summary:
     raise SystemExit(f"{paths[-1]} is not a sweep's summary (no points); "
                      "give the sweep's --workdir, not one point's")
+  for point in summary["points"]:
+    point["last_500_steps"] = _late_training(
+        os.path.join(sweepdir, point["name"]), summary["step"])
   row = {"name": name, **_run_facts(manifest),
          "sweep": sweep, "summary": summary,
          "loop_seconds": _loop_seconds(log),
@@ -135,6 +138,22 @@ def collect_sweep(name, sweepdir, log=None, note=None) -> dict:
     json.dump(row, f, indent=1, sort_keys=True)
     f.write("\n")
   return row
+
+
+def _late_training(pointdir, step, window=500):
+  """D(x), D(G(z)) and the losses averaged over the logged steps of the
+  last `window` before `step`, over the point's seeds (metrics.jsonl)."""
+  sums, count = {}, 0
+  for path in glob.glob(os.path.join(pointdir, "**", "metrics.jsonl"),
+                        recursive=True):
+    with open(path, encoding="utf-8") as f:
+      for line in f:
+        record = json.loads(line)
+        if step - window < record["step"] <= step and "d_real" in record:
+          count += 1
+          for key in ("d_real", "d_fake", "d_loss", "g_loss"):
+            sums[key] = sums.get(key, 0.0) + record[key]
+  return {k: v / count for k, v in sums.items()} if count else {}
 
 
 def sweeps_table() -> str:
@@ -157,14 +176,15 @@ def sweeps_table() -> str:
             f"{summary['step']:,} steps in one program{loop}; commit "
             f"{(row.get('git_commit') or '?')[:7]}).", "",
             "| point | overrides | " + " | ".join(
-                k.upper() if k in ("fid", "kid") else k for k in keys) + " |",
-            "| --- | --- |" + " ---: |" * len(keys)]
+                k.upper() if k in ("fid", "kid") else k for k in keys)
+            + " | D(x) / D(G(z)), last 500 steps |",
+            "| --- | --- |" + " ---: |" * (len(keys) + 1)]
     for point in summary["points"]:
       overrides = ", ".join(f"{k}={v:g}" for k, v in point["overrides"].items())
       if "mean" not in point:
         steps = sorted(set(point["diverged_at"].values()))
         out.append(f"| p{point['point']} | {overrides} | diverged at step "
-                   f"{', '.join(map(str, steps))} |" + " - |" * (len(keys) - 1))
+                   f"{', '.join(map(str, steps))} |" + " - |" * len(keys))
         continue
       best = point["point"] == summary["best"]["point"]
       cells = []
@@ -178,6 +198,9 @@ def sweeps_table() -> str:
         cells[0] += " (" + ", ".join(
             f"seed {seed} diverged at step {step}"
             for seed, step in point["diverged_at"].items()) + ")"
+      late = point.get("last_500_steps") or {}
+      cells.append(f"{late['d_real']:.2f} / {late['d_fake']:.2f}"
+                   if late else "-")
       out.append(f"| p{point['point']}{' (best)' if best else ''} | "
                  f"{overrides} | " + " | ".join(cells) + " |")
     if row.get("note"):
