@@ -16,13 +16,9 @@ Launch:
 :smoke as in experiments/fashion.py, for trying the command.
 """
 
-import os
-
 from ganjax import recipes
 
-hinge_sn = recipes.load_module(os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-    "fashion_hinge_sn.py"))
+hinge_sn = recipes.sibling(__file__, "../fashion_hinge_sn")
 
 
 def get_config(arg=None):

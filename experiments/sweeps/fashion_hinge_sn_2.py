@@ -13,12 +13,9 @@ Launch:
       --workdir=runs/sweep_hinge_sn_2
 """
 
-import os
-
 from ganjax import recipes
 
-first = recipes.load_module(os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "fashion_hinge_sn.py"))
+first = recipes.sibling(__file__, "fashion_hinge_sn")
 
 
 def get_config(arg=None):

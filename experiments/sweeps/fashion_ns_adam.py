@@ -15,13 +15,9 @@ Launch:
 :smoke as in experiments/fashion.py, for trying the command.
 """
 
-import os
-
 from ganjax import recipes
 
-ns_adam = recipes.load_module(os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-    "fashion_ns_adam.py"))
+ns_adam = recipes.sibling(__file__, "../fashion_ns_adam")
 
 
 def get_config(arg=None):
