@@ -3,7 +3,8 @@
 
 `config.sweep` names a grid of overrides: axes separated by ";", each
 `field=v1,v2,...`; `a+b=v1,v2` sets fields a and b to the same values
-together (one axis). Every combination of the axes is a point, e.g.
+together (one axis), and `a+b=v1/w1,v2/w2` sets a to v and b to w at each
+value of the axis. Every combination of the axes is a point, e.g.
 
   --config.sweep='g_learning_rate+d_learning_rate=1e-4,2e-4;adam_b1=0,0.5'
 
@@ -102,15 +103,15 @@ def axes(config) -> list:
     if len(kinds) > 1:
       _fail(sweep, f"{'+'.join(names)} mixes integer and real fields")
     kind = kinds.pop()
-    numbers = tuple(_number(v.strip(), kind, sweep)
+    numbers = tuple(_values(v, names, kind, sweep)
                     for v in values.split(",") if v.strip())
     if not numbers:
       _fail(sweep, f"axis {axis!r} has no values")
     if len(set(numbers)) < len(numbers):
       _fail(sweep, f"axis {axis!r} repeats a value")
-    for name in names:
-      if name in SWITCHES and 0 < sum(v == 0 for v in numbers) < len(
-          numbers):
+    for i, name in enumerate(names):
+      column = [value[i] for value in numbers]
+      if name in SWITCHES and 0 < column.count(0) < len(column):
         _fail(sweep, f"{name} is 0 at some points and not at others; 0 "
               f"turns its piece off, another program. Sweep values > 0 and "
               f"train {name}=0 as its own run.")
@@ -118,12 +119,24 @@ def axes(config) -> list:
   return out
 
 
+def _values(text, names, kind, sweep) -> tuple:
+  """One value of an axis, one number per field: "v" sets every field of
+  the axis to v, "v/w/..." sets them in turn."""
+  parts = [_number(part.strip(), kind, sweep) for part in text.split("/")]
+  if len(parts) == 1:
+    return tuple(parts * len(names))
+  if len(parts) != len(names):
+    _fail(sweep, f"{text.strip()!r} has {len(parts)} values but the axis "
+          f"has {len(names)} field(s), {'+'.join(names)}")
+  return tuple(parts)
+
+
 def points(config) -> list:
   """Each point's overrides, {field: value}, in grid order (the last axis
   varies fastest); [{}] without a sweep."""
   grid = axes(config)
-  return [{name: value for (names, _), value in zip(grid, combo)
-           for name in names}
+  return [{name: value for (names, _), values in zip(grid, combo)
+           for name, value in zip(names, values)}
           for combo in itertools.product(*(values for _, values in grid))]
 
 

@@ -8,9 +8,11 @@ import jax
 import numpy as np
 import pytest
 
+from ganjax import configs
 from ganjax import input_pipeline
 from ganjax import recipes
 from ganjax import sampling
+from ganjax import sweeps
 from ganjax import trainer
 from tests.conftest import REPO
 
@@ -43,6 +45,20 @@ def test_every_recipe_file_is_tested():
   found = sorted(f[:-3] for f in os.listdir("experiments")
                  if f.endswith(".py"))
   assert found == sorted(RECIPES)
+
+
+SWEEPS = sorted(f[:-3] for f in os.listdir(os.path.join(REPO, "experiments",
+                                                        "sweeps"))
+                if f.endswith(".py"))
+
+
+@pytest.mark.parametrize("sweep", SWEEPS)
+@pytest.mark.parametrize("variant", [None, "smoke"])
+def test_every_sweep_config_is_a_valid_sweep(sweep, variant):
+  config = recipes.load_module(os.path.join(
+      REPO, "experiments", "sweeps", f"{sweep}.py")).get_config(variant)
+  configs.validate(config, 1)
+  assert len(sweeps.points(config)) > 1
 
 
 @pytest.mark.parametrize("recipe", RECIPES[1:])

@@ -31,7 +31,13 @@ def test_the_grid_in_order():
   assert sweeps.point_names(config) == [
       "p0_g_learning_rate=0.001_d_learning_rate=0.001",
       "p1_g_learning_rate=0.003_d_learning_rate=0.003"]
+  config = smoke_config(sweep="g_learning_rate+d_learning_rate=1e-3/4e-3,"
+                        "2e-3/8e-3")
+  assert sweeps.points(config) == [
+      {"g_learning_rate": 1e-3, "d_learning_rate": 4e-3},
+      {"g_learning_rate": 2e-3, "d_learning_rate": 8e-3}]
   assert sweeps.points(smoke_config()) == [{}]
+  config = smoke_config(sweep=SWEEP)
   point = sweeps.point_config(config, sweeps.points(config)[1])
   assert point.sweep == "" and point.d_learning_rate == 3e-3
   assert config.d_learning_rate == 1e-3  # the sweep's config is untouched
@@ -50,6 +56,13 @@ def test_the_grid_in_order():
     ("ema_start=1.5", r"'1.5' is not an integer"),
     ("adam_b1", r"axis .adam_b1. is not field=v1,v2"),
     ("adam_b1=0;adam_b1=0.5", r"adam_b1 is on two axes"),
+    ("g_learning_rate+d_learning_rate=1e-3/2e-3/3e-3",
+     r"'1e-3/2e-3/3e-3' has 3 values but the axis has 2 field\(s\), "
+     r"g_learning_rate\+d_learning_rate"),
+    ("adam_b1=0.5/0.9",
+     r"'0.5/0.9' has 2 values but the axis has 1 field\(s\), adam_b1"),
+    ("r1_weight+ema_decay=0.1/0,0.2/0.99",
+     r"ema_decay is 0 at some points and not at others"),
 ])
 def test_fields_that_change_the_program_are_refused(sweep, message):
   with pytest.raises(ValueError, match=r"config.sweep=.* is invalid: "
