@@ -1,7 +1,8 @@
 """The same model and step in other frameworks, for side-by-side timing.
 
-Each runner returns ({"impl": name}, ms-per-step samples) or None when its
-package is not installed.
+Each runner takes (images, batch, repeats, device=..., dtype=...) and
+returns ({"impl": name, ...}, ms-per-step samples), or None when its package
+is not installed. Keras runs on CPU in float32 only.
 """
 
 import time
@@ -20,7 +21,8 @@ def _timed(step, repeats, warmup=2):
   return samples
 
 
-def keras_reference(images, batch, repeats):
+def keras_reference(images, batch, repeats, *, device="cpu",
+                    dtype="float32"):
   """The classic recipe on Keras 3 (JAX backend): two Sequential models,
   `train_on_batch` for D, then the stacked model with D frozen."""
   import os  # pylint: disable=g-import-not-at-top
@@ -77,13 +79,12 @@ def keras_reference(images, batch, repeats):
   return {"impl": "keras-reference"}, _timed(step, repeats)
 
 
-def torch_eager(images, batch, repeats):
-  """The same model and step in PyTorch eager mode (float32, CPU)."""
-  try:
-    import torch  # pylint: disable=g-import-not-at-top
-    from torch import nn  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    return None
+def _torch_step(images, batch, *, device, dtype, compiled):
+  """The reference model and two-phase step in PyTorch on `device`
+  (float32, or bfloat16 under autocast), G and D `torch.compile`d when
+  `compiled`; a function of no arguments that runs one step and waits."""
+  import torch  # pylint: disable=g-import-not-at-top
+  from torch import nn  # pylint: disable=g-import-not-at-top
   torch.manual_seed(0)
   generator = nn.Sequential(
       nn.Linear(32, 7 * 7 * 128), nn.Unflatten(1, (128, 7, 7)),
@@ -91,38 +92,78 @@ def torch_eager(images, batch, repeats):
       nn.ConvTranspose2d(128, 64, 5, stride=2, padding=2, output_padding=1),
       nn.SELU(), nn.BatchNorm2d(64, momentum=0.01, eps=1e-3),
       nn.ConvTranspose2d(64, 1, 5, stride=2, padding=2, output_padding=1),
-      nn.Tanh())
+      nn.Tanh()).to(device)
   discriminator = nn.Sequential(
       nn.Conv2d(1, 64, 5, stride=2, padding=2), nn.LeakyReLU(0.2),
       nn.Dropout(0.4), nn.Conv2d(64, 128, 5, stride=2, padding=2),
       nn.LeakyReLU(0.2), nn.Dropout(0.4), nn.Flatten(),
-      nn.Linear(7 * 7 * 128, 1))
+      nn.Linear(7 * 7 * 128, 1)).to(device)
   g_opt = torch.optim.RMSprop(generator.parameters(), lr=1e-3, alpha=0.9,
                               eps=1e-7)
   d_opt = torch.optim.RMSprop(discriminator.parameters(), lr=1e-3, alpha=0.9,
                               eps=1e-7)
+  # dynamic=False: D sees two batch sizes (2B reals and fakes, B fakes),
+  # each its own static graph, as in ganjax's program.
+  g_fn, d_fn = ((torch.compile(generator, dynamic=False),
+                 torch.compile(discriminator, dynamic=False))
+                if compiled else (generator, discriminator))
   loss_fn = nn.BCEWithLogitsLoss()
+  # Under bfloat16 autocast G's images are bfloat16; the reals match them,
+  # so D is called (and compiled) for one input dtype.
   reals = torch.from_numpy(
-      (images[:batch].astype(np.float32) / 127.5 - 1.0)[:, None])
-  y1 = torch.cat([torch.zeros(batch, 1), torch.ones(batch, 1)])
-  y2 = torch.ones(batch, 1)
+      (images[:batch].astype(np.float32) / 127.5 - 1.0)[:, None]).to(
+          device, torch.bfloat16 if dtype == "bfloat16" else torch.float32)
+  y1 = torch.cat([torch.zeros(batch, 1), torch.ones(batch, 1)]).to(device)
+  y2 = torch.ones(batch, 1, device=device)
+  autocast = torch.autocast(device_type=torch.device(device).type,
+                            dtype=torch.bfloat16,
+                            enabled=dtype == "bfloat16")
+  wait = (torch.cuda.synchronize if torch.device(device).type == "cuda"
+          else lambda: None)
 
   def step():
-    with torch.no_grad():
-      fakes = generator(torch.randn(batch, 32))
-    d_opt.zero_grad()
-    loss_fn(discriminator(torch.cat([fakes, reals])), y1).backward()
-    d_opt.step()
-    for p in discriminator.parameters():
-      p.requires_grad_(False)
-    g_opt.zero_grad()
-    loss_fn(discriminator(generator(torch.randn(batch, 32))), y2).backward()
-    g_opt.step()
-    for p in discriminator.parameters():
-      p.requires_grad_(True)
+    with autocast:
+      with torch.no_grad():
+        fakes = g_fn(torch.randn(batch, 32, device=device))
+      d_opt.zero_grad()
+      loss_fn(d_fn(torch.cat([fakes, reals])).float(), y1).backward()
+      d_opt.step()
+      for p in discriminator.parameters():
+        p.requires_grad_(False)
+      g_opt.zero_grad()
+      loss_fn(d_fn(g_fn(torch.randn(batch, 32, device=device))).float(),
+              y2).backward()
+      g_opt.step()
+      for p in discriminator.parameters():
+        p.requires_grad_(True)
+    wait()
 
-  return {"impl": "torch-eager",
-          "torch_threads": torch.get_num_threads()}, _timed(step, repeats)
+  return torch, step
 
 
-RUNNERS = {"keras": keras_reference, "torch": torch_eager}
+def _torch_runner(compiled):
+  def run(images, batch, repeats, *, device="cpu", dtype="float32"):
+    try:
+      import torch  # pylint: disable=g-import-not-at-top,unused-import
+    except ImportError:
+      return None
+    torch, step = _torch_step(images, batch, device=device, dtype=dtype,
+                              compiled=compiled)
+    # torch.compile compiles on the first calls (both requires_grad
+    # settings of D), so it gets more warm-up than eager needs.
+    samples = _timed(step, repeats, warmup=5 if compiled else 2)
+    return {"impl": "torch-compile" if compiled else "torch-eager",
+            "torch": torch.__version__, "torch_device": device,
+            "torch_threads": torch.get_num_threads()}, samples
+  run.__doc__ = ("The same model and step in PyTorch, "
+                 + ("G and D torch.compile'd (inductor)." if compiled
+                    else "eager."))
+  return run
+
+
+torch_eager = _torch_runner(compiled=False)
+torch_compiled = _torch_runner(compiled=True)
+
+
+RUNNERS = {"keras": keras_reference, "torch": torch_eager,
+           "torch_compile": torch_compiled}

@@ -6,7 +6,7 @@
   python benchmarks/results_table.py collect-sweep NAME SWEEPDIR [--log=TRAIN.log]
       [--note=TEXT]
   python benchmarks/results_table.py table        # prints the markdown tables
-  python benchmarks/results_table.py write        # rewrites them in docs/results.md
+  python benchmarks/results_table.py write        # rewrites them in docs/
   python benchmarks/results_table.py check        # exit 1 if the docs differ
 
 `collect` keeps what a row needs from a finished run (its command line and
@@ -25,8 +25,9 @@ equal_time), the recipes' step costs from
 benchmarks/results/recipe_cost_cpu.json, the EMA statistics study from
 benchmarks/results/ema_statistics_cpu.json, Stacked Fashion-MNIST's
 calibration from benchmarks/results/calibration_stacked_cpu.json, the
-tuning sweeps from benchmarks/results/sweeps/*.json) and is never edited by
-hand.
+tuning sweeps from benchmarks/results/sweeps/*.json), and so does each of
+docs/performance.md (the step-time tables from
+benchmarks/results/step_time_*.json); they are never edited by hand.
 """
 
 import argparse
@@ -351,11 +352,57 @@ def stacked_calibration_table(path=os.path.join(
   return "\n".join(lines)
 
 
-SECTIONS = {"runs": table, "equal_time": equal_time_table,
-            "recipe_cost": recipe_cost_table,
-            "ema_statistics": ema_statistics_table,
-            "stacked_calibration": stacked_calibration_table,
-            "sweeps": sweeps_table}
+def step_time_table(*names) -> str:
+  """The step-time rows of step_time.py's JSON files `names` (under
+  benchmarks/results/), then ganjax's speed-up over each other
+  implementation, as that script prints it."""
+  import step_time  # pylint: disable=g-import-not-at-top
+  lines = ["| impl | batch | fused steps | dtype | ms/step (median) | min | "
+           "max | images/s | GFLOP/s | % of matmul peak |",
+           "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | "
+           "---: |"]
+  rows = []
+  for name in names:
+    path = os.path.join(ROOT, "benchmarks", "results", name)
+    if not os.path.exists(path):
+      continue
+    with open(path, encoding="utf-8") as f:
+      rows += json.load(f)["rows"]
+  if not rows:
+    return f"(Not measured yet: no {' or '.join(names)} is committed.)"
+  for r in rows:
+    lines.append(
+        f"| {r['impl']} | {r['batch']} | {r['steps_per_call']} | "
+        f"{r['dtype']} | {r['ms_per_step']:.0f} | {r['ms_per_step_min']:.0f}"
+        f" | {r['ms_per_step_max']:.0f} | {r['images_per_s']:.0f} | "
+        f"{r['achieved_gflops']:.0f} | {100 * r['fraction_of_peak']:.0f}% |")
+  speedups = step_time.speedups(rows)
+  others = list(dict.fromkeys(impl for ratios in speedups.values()
+                              for impl in ratios))
+  if speedups:
+    lines += ["", "Speed-up of ganjax (its fastest row at each batch and "
+              "dtype) over each, in the same run:", "",
+              "| batch | dtype | " + " | ".join(others) + " |",
+              "| ---: | --- |" + " ---: |" * len(others)]
+    for (batch, dtype), ratios in speedups.items():
+      lines.append(f"| {batch} | {dtype} | " + " | ".join(
+          f"{ratios[o]:.2f}x" if o in ratios else "" for o in others) + " |")
+  return "\n".join(lines)
+
+
+PERFORMANCE_DOC = os.path.join(ROOT, "docs", "performance.md")
+# {doc: {section: its text's maker}}; a section sits between _markers(name).
+SECTIONS = {
+    DOC: {"runs": table, "equal_time": equal_time_table,
+          "recipe_cost": recipe_cost_table,
+          "ema_statistics": ema_statistics_table,
+          "stacked_calibration": stacked_calibration_table,
+          "sweeps": sweeps_table},
+    PERFORMANCE_DOC: {
+        "step_time_cpu": lambda: step_time_table(
+            "step_time_cpu.json", "step_time_cpu_bf16.json"),
+        "step_time_gpu": lambda: step_time_table("step_time_gpu.json")},
+}
 
 
 def _markers(name):
@@ -363,14 +410,14 @@ def _markers(name):
           f"<!-- results_table.py {name}: end -->")
 
 
-def generated_doc() -> str:
-  """docs/results.md with every section regenerated."""
-  with open(DOC, encoding="utf-8") as f:
+def generated_doc(doc=DOC) -> str:
+  """`doc` (docs/results.md by default) with every section regenerated."""
+  with open(doc, encoding="utf-8") as f:
     text = f.read()
-  for name, make in SECTIONS.items():
+  for name, make in SECTIONS[doc].items():
     begin, end = _markers(name)
     if begin not in text or end not in text:
-      raise SystemExit(f"{DOC} lacks the marker lines {begin!r} and {end!r}")
+      raise SystemExit(f"{doc} lacks the marker lines {begin!r} and {end!r}")
     head, rest = text.split(begin, 1)
     _, tail = rest.split(end, 1)
     text = f"{head}{begin}\n{make()}\n{end}{tail}"
@@ -403,17 +450,19 @@ def main():
     print(json.dumps(collect_sweep(args.name, args.sweepdir, args.log,
                                    args.note), indent=1))
   elif args.command == "table":
-    print("\n\n".join(make() for make in SECTIONS.values()))
+    print("\n\n".join(make() for sections in SECTIONS.values()
+                       for make in sections.values()))
   else:
-    generated = generated_doc()
-    if args.command == "write":
-      with open(DOC, "w", encoding="utf-8") as f:
-        f.write(generated)
-    else:
-      with open(DOC, encoding="utf-8") as f:
-        if f.read() != generated:
-          sys.exit(f"{DOC} is out of date: run python "
-                   "benchmarks/results_table.py write")
+    for doc in SECTIONS:
+      generated = generated_doc(doc)
+      if args.command == "write":
+        with open(doc, "w", encoding="utf-8") as f:
+          f.write(generated)
+      else:
+        with open(doc, encoding="utf-8") as f:
+          if f.read() != generated:
+            sys.exit(f"{doc} is out of date: run python "
+                     "benchmarks/results_table.py write")
 
 
 if __name__ == "__main__":

@@ -4,9 +4,10 @@ Times the compiled step after compilation: each configuration runs one warm-up
 call, then `--repeats` timed calls of `steps_per_call` fused steps, each ended
 with `jax.block_until_ready`. Reports the median (and min/max) ms per step,
 images/s, the analytic FLOPs of a step (`ganjax.flops`) and the achieved
-FLOP/s as a fraction of this machine's float32 matmul peak, measured in the
-same run. Optional side-by-side rows for the reference Keras recipe and
-PyTorch eager run when those packages are installed (`pip install -e .[bench]`).
+FLOP/s as a fraction of this machine's matmul peak in the row's dtype,
+measured in the same run. Optional side-by-side rows for the reference Keras recipe and
+PyTorch (eager, and G and D `torch.compile`d) run when those packages are
+installed (`pip install -e .[bench]`), on CPU or `--torch_device=cuda`.
 
   python benchmarks/step_time.py                       # the full table
   python benchmarks/step_time.py --batch_sizes=128 --steps_per_call=1,10 \
@@ -48,25 +49,21 @@ def _strs(text):
   return [x for x in text.split(",") if x]
 
 
-def matmul_peak(n=4096, repeats=5):
-  """Median float32 GFLOP/s of an n x n matmul, through jax and numpy."""
-  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-  dot = jax.jit(jnp.dot)
-  dot(a, a).block_until_ready()
-  times = []
-  for _ in range(repeats):
-    t = time.perf_counter()
-    dot(a, a).block_until_ready()
-    times.append(time.perf_counter() - t)
-  a_np = np.asarray(a)
-  np_times = []
-  for _ in range(repeats):
-    t = time.perf_counter()
-    a_np @ a_np
-    np_times.append(time.perf_counter() - t)
+def matmul_peak(n=4096, repeats=5, dtypes=("float32",)):
+  """Median GFLOP/s of an n x n matmul: float32 through jax and numpy, and
+  through jax in each other of `dtypes` (the peak its rows are held to)."""
   work = 2 * n ** 3
-  return {"jax_gflops": work / statistics.median(times) / 1e9,
-          "numpy_gflops": work / statistics.median(np_times) / 1e9}
+  out = {}
+  for dtype in dict.fromkeys(("float32", *dtypes)):
+    a = jax.random.normal(jax.random.key(0), (n, n), dtype)
+    dot = jax.jit(jnp.dot)
+    samples = time_calls(lambda: dot(a, a).block_until_ready(), 1, repeats)
+    key = "jax_gflops" if dtype == "float32" else f"jax_gflops_{dtype}"
+    out[key] = work / (statistics.median(samples) / 1e3) / 1e9
+  a_np = np.asarray(jax.random.normal(jax.random.key(0), (n, n)))
+  samples = time_calls(lambda: a_np @ a_np, 1, repeats)
+  out["numpy_gflops"] = work / (statistics.median(samples) / 1e3) / 1e9
+  return out
 
 
 def time_calls(call, steps_per_call, repeats):
@@ -120,6 +117,7 @@ def make_row(base, batch, steps_per_call, dtype, devices, samples, peak):
   median = statistics.median(samples)
   step_flops = flops.step_flops(batch)
   achieved = step_flops / (median / 1e3)
+  peak_gflops = peak.get(f"jax_gflops_{dtype}", peak["jax_gflops"])
   return {**base, "batch": batch, "steps_per_call": steps_per_call,
           "dtype": dtype, "devices": devices,
           "ms_per_step": median, "ms_per_step_min": min(samples),
@@ -127,7 +125,7 @@ def make_row(base, batch, steps_per_call, dtype, devices, samples, peak):
           "images_per_s": batch / (median / 1e3),
           "gflop_per_step": step_flops / 1e9,
           "achieved_gflops": achieved / 1e9,
-          "fraction_of_peak": achieved / (peak["jax_gflops"] * 1e9)}
+          "fraction_of_peak": achieved / (peak_gflops * 1e9)}
 
 
 def print_header():
@@ -147,20 +145,26 @@ def print_rows(rows):
           f"{100 * r['fraction_of_peak']:>6.0f}%")
 
 
-def print_ratios(rows):
-  best = {}
+def speedups(rows) -> dict:
+  """{(batch, dtype): {other impl: ganjax's speed-up over it}} from ganjax's
+  fastest row at that batch and dtype, with "faster PyTorch" the speed-up
+  over the faster of PyTorch eager and compiled."""
+  best, out = {}, {}
   for r in rows:
-    if r["impl"].startswith("ganjax") and r["dtype"] == "float32":
-      key = r["batch"]
-      if key not in best or r["ms_per_step"] < best[key]["ms_per_step"]:
-        best[key] = r
+    key = (r["batch"], r["dtype"])
+    if r["impl"].startswith("ganjax") and (
+        key not in best or r["ms_per_step"] < best[key]["ms_per_step"]):
+      best[key] = r
   for r in rows:
-    if not r["impl"].startswith("ganjax") and r["batch"] in best:
-      ours = best[r["batch"]]
-      print(f"batch {r['batch']}: speed-up of ganjax ({ours['impl']}, "
-            f"{ours['steps_per_call']} fused) over {r['impl']}: "
-            f"{r['ms_per_step'] / ours['ms_per_step']:.2f}x "
-            f"({ours['ms_per_step']:.0f} vs {r['ms_per_step']:.0f} ms/step)")
+    key = (r["batch"], r["dtype"])
+    if r["impl"].startswith("ganjax") or key not in best:
+      continue
+    ratio = r["ms_per_step"] / best[key]["ms_per_step"]
+    out.setdefault(key, {})[r["impl"]] = ratio
+    if r["impl"].startswith("torch"):
+      torch = out[key].get("faster PyTorch", ratio)
+      out[key]["faster PyTorch"] = min(torch, ratio)
+  return dict(sorted(out.items()))
 
 
 def main():
@@ -179,8 +183,16 @@ def main():
   parser.add_argument("--max_steps_per_config", type=int, default=200,
                       help="skip fusing more steps than this in one call "
                       "times repeats (keeps the CPU table finite)")
-  parser.add_argument("--compare", type=_strs, default=["keras", "torch"],
+  parser.add_argument("--compare", type=_strs,
+                      default=["keras", "torch", "torch_compile"],
                       help="reference implementations to time beside ganjax")
+  parser.add_argument("--compare_dtypes", type=_strs, default=["float32"],
+                      help="their dtypes (PyTorch: bfloat16 by autocast; "
+                      "Keras: float32 only)")
+  parser.add_argument("--peak_n", type=int, default=4096,
+                      help="size of the matmul that measures the peak")
+  parser.add_argument("--torch_device", default="cpu",
+                      help="PyTorch's device, e.g. cuda")
   parser.add_argument("--data_dir", default=os.environ.get("GANJAX_IDX_DIR"),
                       help="Fashion-MNIST IDX directory; default Debian's")
   parser.add_argument("--out", default=None, help="also write the rows as "
@@ -190,13 +202,17 @@ def main():
 
   images = input_pipeline.load("fashion_mnist", "train",
                                data_dir=args.data_dir)[0]
-  peak = matmul_peak()
+  peak = matmul_peak(args.peak_n, dtypes=args.dtypes)
   backend = jax.default_backend()
+  others = "".join(f", {key.removeprefix('jax_gflops_')} {value:.1f} (jax)"
+                   for key, value in peak.items()
+                   if key.startswith("jax_gflops_"))
   print(f"backend {backend}, {jax.device_count()} x "
-        f"{jax.devices()[0].device_kind}; float32 matmul peak "
-        f"{peak['jax_gflops']:.1f} GFLOP/s (jax), {peak['numpy_gflops']:.1f} "
-        f"(numpy); one step = {flops.step_flops_per_image() / 1e6:.1f} "
-        "MFLOP per image", flush=True)
+        f"{jax.devices()[0].device_kind}; matmul peak GFLOP/s: float32 "
+        f"{peak['jax_gflops']:.1f} (jax), {peak['numpy_gflops']:.1f} "
+        f"(numpy){others}; one step = "
+        f"{flops.step_flops_per_image() / 1e6:.1f} MFLOP per image",
+        flush=True)
   print_header()
   rows = []
   for num_devices in args.devices or [jax.local_device_count()]:
@@ -219,16 +235,26 @@ def main():
     if runner is None:
       raise SystemExit(f"--compare={name}: valid names are "
                        f"{sorted(references.RUNNERS)}")
-    for batch in args.batch_sizes:
-      result = runner(images, batch, args.repeats)
+    for dtype in args.compare_dtypes:
+      if name == "keras" and dtype != "float32":
+        continue
+      result = None
+      for batch in args.batch_sizes:
+        result = runner(images, batch, args.repeats,
+                        device=args.torch_device, dtype=dtype)
+        if result is None:
+          break
+        base, samples = result
+        rows.append(make_row(base, batch, 1, dtype, 1, samples, peak))
+        print_rows(rows[-1:])
+        sys.stdout.flush()
       if result is None:
         print(f"[{name}] not installed; skipped (pip install -e .[bench])")
         break
-      base, samples = result
-      rows.append(make_row(base, batch, 1, "float32", 1, samples, peak))
-      print_rows(rows[-1:])
   print()
-  print_ratios(rows)
+  for (batch, dtype), ratios in speedups(rows).items():
+    print(f"batch {batch} {dtype}: ganjax's speed-up over " + ", ".join(
+        f"{impl} {ratio:.2f}x" for impl, ratio in ratios.items()))
   if not args.out:
     return
   out = args.out

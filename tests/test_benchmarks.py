@@ -57,3 +57,25 @@ def test_seed_throughput_times_a_sweep_against_separate_runs(tmp_path):
   assert [(r["batching"], r.get("sweep_points")) for r in rows] == [
       ("separate", None), ("auto", 2)]
   assert rows[1]["speedup_vs_separate"] > 0
+
+
+def test_the_gpu_script_dry_run_writes_both_tables(tmp_path):
+  """benchmarks/gpu.sh with GANJAX_GPU_DRY_RUN=1: the GPU script's own
+  commands at toy sizes on the CPU, so the script cannot rot unseen."""
+  before = _digests()
+  env = dict(subprocess_env(), GANJAX_GPU_DRY_RUN="1",
+             GANJAX_GPU_PYTHON=sys.executable)
+  result = subprocess.run(["bash", "benchmarks/gpu.sh", str(tmp_path)],
+                          cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=900)
+  assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+  assert _digests() == before
+  steps = json.loads((tmp_path / "step_time_dryrun.json").read_text())
+  ours = {(r["dtype"], r["steps_per_call"]) for r in steps["rows"]
+          if r["impl"].startswith("ganjax")}
+  assert ours == {(d, f) for d in ("float32", "bfloat16") for f in (1, 2)}
+  assert set(steps["matmul_peak"]) >= {"jax_gflops", "jax_gflops_bfloat16"}
+  seeds = json.loads((tmp_path / "seed_throughput_dryrun.json").read_text())
+  assert [(r["batching"], r["num_seeds"], r.get("sweep_points"))
+          for r in seeds["rows"]] == [("separate", 1, None), ("vmap", 2, None),
+                                      ("auto", 1, 2)]
