@@ -42,8 +42,10 @@ _glorot = nn.initializers.xavier_uniform()
 SPECTRAL = "spectral"  # variable collection of spectral norm's u and sigma
 
 
-class _Module(nn.Module):
-  """Options shared by every generator and discriminator."""
+class ModelOptions(nn.Module):
+  """The options `make_models` passes to every generator and discriminator:
+  subclass it (a discriminator: `DiscriminatorOptions`) for an architecture
+  of your own (`register_architecture`)."""
   conv_impl: str = "xla"
   dtype: Any = jnp.float32
   # Mapped batch axis (inside pmap/shard_map): G's BatchNorm averages over it;
@@ -54,7 +56,8 @@ class _Module(nn.Module):
   channels: int = 1
 
 
-class _Discriminator(_Module):
+class DiscriminatorOptions(ModelOptions):
+  """`ModelOptions` plus a discriminator's: dropout and spectral norm."""
   dropout_rate: float = 0.0
   spectral_norm: bool = False
 
@@ -84,8 +87,9 @@ class _Discriminator(_Module):
     return logits.astype(jnp.float32)
 
 
-def _with_label(z_BxZ, labels, num_classes):
-  """z, or [z, embed(y)] for a conditional generator."""
+def with_label(z_BxZ, labels, num_classes):
+  """z, or [z, embed(y)] for a conditional generator (inside a compact
+  `__call__`)."""
   if not num_classes:
     return z_BxZ
   embedded = nn.Embed(num_classes, z_BxZ.shape[-1], name="label_embedding")(
@@ -93,7 +97,7 @@ def _with_label(z_BxZ, labels, num_classes):
   return jnp.concatenate([z_BxZ, embedded.astype(z_BxZ.dtype)], -1)
 
 
-class Generator(_Module):
+class Generator(ModelOptions):
   """dcgan28: z (B, latent) -> images (B, 28, 28, channels) in [-1, 1]."""
 
   @nn.compact
@@ -102,7 +106,7 @@ class Generator(_Module):
                                 epsilon=1e-3, dtype=self.dtype,
                                 axis_name=self.axis_name if train else None)
     w = self.width
-    x = _with_label(z_BxZ, labels, self.num_classes)
+    x = with_label(z_BxZ, labels, self.num_classes)
     x = nn.Dense(7 * 7 * 2 * w, kernel_init=_glorot, dtype=self.dtype)(x)
     x = norm()(x.reshape(-1, 7, 7, 2 * w))
     x = layers.ConvTranspose(w, impl=self.conv_impl, dtype=self.dtype)(x)
@@ -112,7 +116,7 @@ class Generator(_Module):
     return jnp.tanh(x.astype(jnp.float32))
 
 
-class Discriminator(_Discriminator):
+class Discriminator(DiscriminatorOptions):
   """dcgan28: images (B, 28, 28, C) -> logits (B,) of "real"."""
   dropout_rate: float = 0.4
 
@@ -126,7 +130,7 @@ class Discriminator(_Discriminator):
     return self.head(x.reshape(x.shape[0], -1), labels)
 
 
-class Generator32(_Module):
+class Generator32(ModelOptions):
   """dcgan32: z -> (B, 32, 32, channels)."""
 
   @nn.compact
@@ -135,7 +139,7 @@ class Generator32(_Module):
                                 epsilon=1e-5, dtype=self.dtype,
                                 axis_name=self.axis_name if train else None)
     w = self.width
-    x = _with_label(z_BxZ, labels, self.num_classes)
+    x = with_label(z_BxZ, labels, self.num_classes)
     x = nn.Dense(4 * 4 * 8 * w, dtype=self.dtype)(x).reshape(-1, 4, 4, 8 * w)
     x = nn.relu(norm()(x))
     for features in (4 * w, 2 * w, w):
@@ -147,7 +151,7 @@ class Generator32(_Module):
     return jnp.tanh(x.astype(jnp.float32))
 
 
-class Discriminator32(_Discriminator):
+class Discriminator32(DiscriminatorOptions):
   """dcgan32: images (B, 32, 32, C) -> logits (B,)."""
 
   @nn.compact
@@ -202,7 +206,7 @@ def _downsample(x):
   return nn.avg_pool(x, (2, 2), (2, 2))
 
 
-class GeneratorResNet32(_Module):
+class GeneratorResNet32(ModelOptions):
   """resnet32: z -> (B, 32, 32, channels); residual blocks of width 4w."""
 
   @nn.compact
@@ -221,7 +225,7 @@ class GeneratorResNet32(_Module):
     return jnp.tanh(x.astype(jnp.float32))
 
 
-class DiscriminatorResNet32(_Discriminator):
+class DiscriminatorResNet32(DiscriminatorOptions):
   """resnet32: images (B, 32, 32, C) -> logits; residual blocks of width 2w."""
 
   @nn.compact
@@ -253,7 +257,7 @@ ARCHITECTURES = {
 def register_architecture(name: str, generator_cls, discriminator_cls,
                           image_size) -> None:
   """Makes a (G, D) pair available as `config.architecture=name`; both
-  classes take the options `make_models` passes (see `_Module`), for
+  classes take the options `make_models` passes (see `ModelOptions`), for
   `image_size` (H, W) images."""
   entry = (generator_cls, discriminator_cls, tuple(image_size))
   registry.check_new(ARCHITECTURES, name, entry, "architecture",

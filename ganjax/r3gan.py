@@ -99,7 +99,7 @@ def _blocks(x, channels, count, scale, dtype):
   return x
 
 
-class Generator(models._Module):  # pylint: disable=protected-access
+class Generator(models.ModelOptions):
   """z (B, latent) -> images (B, S, S, channels); S = `image_size`."""
   image_size: int = 28
   blocks: int = 1
@@ -110,7 +110,7 @@ class Generator(models._Module):  # pylint: disable=protected-access
     del train  # no normalization, no dropout: the same in both modes
     base, channels, scale = _plan(self)
     stages = len(channels)
-    x = models._with_label(z_BxZ, labels, self.num_classes)  # pylint: disable=protected-access
+    x = models.with_label(z_BxZ, labels, self.num_classes)
     x = nn.Dense(base * base * channels[0], kernel_init=_he(1.0),
                  dtype=self.dtype)(x).reshape(-1, base, base, channels[0])
     for i, ch in enumerate(channels):
@@ -125,7 +125,7 @@ class Generator(models._Module):  # pylint: disable=protected-access
     return x.astype(jnp.float32)
 
 
-class Discriminator(models._Discriminator):  # pylint: disable=protected-access
+class Discriminator(models.DiscriminatorOptions):
   """images (B, S, S, C) -> logits (B,)."""
   image_size: int = 28
   blocks: int = 1
