@@ -216,19 +216,26 @@ class BestCheckpoint:
   """checkpoints_best/: the checkpoint with the lowest FID so far (one kept).
 
   Its meta records the FID; a resumed run continues from that value. A best
-  checkpoint newer than the resumed step (written before a crash) is deleted:
-  the resumed run replays those steps and writes it again.
+  checkpoint newer than the step the run continues from (written before a
+  crash, or before a rollback) is deleted: its steps are trained again, and
+  the next evaluation writes the best anew.
   """
 
   def __init__(self, workdir, start):
     self.checkpointer = Checkpointer(
         os.path.join(workdir, "checkpoints_best"), 1)
     self.fid = float("inf")
-    step = self.checkpointer.latest_step()
-    if step is not None and step > start:
-      self.checkpointer.delete(step)
-    elif step is not None:
-      self.fid = self.checkpointer.read_meta(step).get("fid", self.fid)
+    self.rewind(start)
+
+  def rewind(self, step):
+    """Deletes the best checkpoint if it is of a step past `step`."""
+    self.checkpointer.wait()
+    best = self.checkpointer.latest_step()
+    if best is not None and best > step:
+      self.checkpointer.delete(best)
+      self.fid = float("inf")
+    elif best is not None:
+      self.fid = self.checkpointer.read_meta(best).get("fid", float("inf"))
 
   def offer(self, step, state, meta, fid):
     if fid < self.fid:

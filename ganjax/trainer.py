@@ -214,12 +214,14 @@ class _Run:
         self.config.eval_seed)
 
   def rewind(self, step):
-    """Drops the metrics and the evaluations (each training member's, and
-    the summaries over seeds and points) of steps past `step`, which the run
-    replays. A member left out of a sweep keeps its record."""
+    """Drops the metrics, the evaluations (each training member's, and the
+    summaries over seeds and points) and the best checkpoint of steps past
+    `step`, which the run replays. A member left out of a sweep keeps its
+    record."""
     live = [m for _, m in self.live()]
     for member in live:
       member.writer.rewind(step)
+      member.best.rewind(step)
     if distributed.is_writer():
       for workdir in {self.workdir, *self.point_dirs,
                       *(m.workdir for m in live)}:

@@ -1,6 +1,7 @@
 """Faults injected into real training runs: a NaN, a stop signal, SIGKILL at
 any moment (mid-checkpoint included), a full disk while saving."""
 
+import json
 import os
 import signal
 import subprocess
@@ -267,3 +268,36 @@ def test_a_resume_before_an_evaluation_deletes_that_evaluation(tmp_path):
   assert evals() == ["step_0000004.json", "step_0000006.json"]
   records = metric_writers.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
   assert max(r["step"] for r in records) == 6
+
+
+def test_a_rollback_deletes_a_best_checkpoint_of_the_abandoned_steps(
+    tmp_path, monkeypatch):
+  """The evaluation at step 6 is the best so far (FID 1, set here), then a
+  NaN at steps 5-6 sends the run back to checkpoint 4: checkpoints_best/
+  must not keep step 6 of the abandoned trajectory. It holds the best of
+  the evaluations since (one checkpoint is kept, so the best before step 6,
+  which step 6's replaced, is gone)."""
+  from ganjax import metrics as metrics_lib  # pylint: disable=g-import-not-at-top
+  evaluate_real = metrics_lib.evaluate_generator
+  count = {"evals": 0}
+
+  def evaluate(*args, **kwargs):
+    count["evals"] += 1
+    result = evaluate_real(*args, **kwargs)
+    return dict(result, fid=1.0 if count["evals"] == 3 else 100.0 +
+                count["evals"])
+  monkeypatch.setattr(metrics_lib, "evaluate_generator", evaluate)
+  _poison_call(monkeypatch, call=3)
+  workdir = str(tmp_path)
+  trainer.train_and_evaluate(smoke_config(nan_rollbacks=1, eval_every=2,
+                                          eval_num_samples=100), workdir)
+  assert count["evals"] > 4  # steps 2, 4, 6, then 6 and 8 again
+  fids = {}
+  for name in os.listdir(os.path.join(workdir, "eval")):
+    with open(os.path.join(workdir, "eval", name), encoding="utf-8") as f:
+      fids[int(name[5:-5])] = json.load(f)["fid"]
+  best = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints_best"),
+                                    1)
+  step = best.latest_step()
+  assert best.read_meta(step)["fid"] == fids[step] == min(
+      fid for s, fid in fids.items() if s > 4)
