@@ -21,11 +21,12 @@
 #                           the current Python, writing *_dryrun.json (the
 #                           test suite runs this so the script cannot rot)
 set -euo pipefail
+OUT=${1:+$(realpath -m "$1")}  # a relative OUT is of the caller's directory
 cd "$(dirname "$0")/.."
-OUT=${1:-benchmarks/results}
+OUT=${OUT:-benchmarks/results}
 mkdir -p "$OUT"
 
-if [[ -n "${GANJAX_GPU_DRY_RUN:-}" ]]; then
+if [[ "${GANJAX_GPU_DRY_RUN:-0}" == 1 ]]; then
   PY=${GANJAX_GPU_PYTHON:-python3}
   NAME=dryrun BATCHES=8 FUSED=1,2 REPEATS=1 MAX_STEPS=4 SEEDS=2 SWEEPS=2x1
   PEAK_N=256 TORCH_DEVICE=cpu

@@ -85,7 +85,13 @@ def _torch_step(images, batch, *, device, dtype, compiled):
   `compiled`; a function of no arguments that runs one step and waits."""
   import torch  # pylint: disable=g-import-not-at-top
   from torch import nn  # pylint: disable=g-import-not-at-top
+  if dtype not in ("float32", "bfloat16"):
+    raise ValueError(f"dtype {dtype!r}: float32 or bfloat16")
   torch.manual_seed(0)
+  # On CUDA as XLA does by default: TF32 matmuls and convolutions in
+  # float32, autotuned convolution algorithms.
+  torch.set_float32_matmul_precision("high")
+  torch.backends.cudnn.benchmark = True
   generator = nn.Sequential(
       nn.Linear(32, 7 * 7 * 128), nn.Unflatten(1, (128, 7, 7)),
       nn.BatchNorm2d(128, momentum=0.01, eps=1e-3),

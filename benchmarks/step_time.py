@@ -202,7 +202,7 @@ def main():
 
   images = input_pipeline.load("fashion_mnist", "train",
                                data_dir=args.data_dir)[0]
-  peak = matmul_peak(args.peak_n, dtypes=args.dtypes)
+  peak = matmul_peak(args.peak_n, dtypes=args.dtypes + args.compare_dtypes)
   backend = jax.default_backend()
   others = "".join(f", {key.removeprefix('jax_gflops_')} {value:.1f} (jax)"
                    for key, value in peak.items()
@@ -240,8 +240,15 @@ def main():
         continue
       result = None
       for batch in args.batch_sizes:
-        result = runner(images, batch, args.repeats,
-                        device=args.torch_device, dtype=dtype)
+        try:
+          result = runner(images, batch, args.repeats,
+                          device=args.torch_device, dtype=dtype)
+        except Exception as e:  # pylint: disable=broad-exception-caught
+          # One failing comparison (out of memory, no compiler) must not
+          # lose the rows timed so far.
+          print(f"[{name} {dtype} batch {batch}] failed, skipped: "
+                f"{type(e).__name__}: {e}"[:500], flush=True)
+          continue
         if result is None:
           break
         base, samples = result

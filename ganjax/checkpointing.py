@@ -213,7 +213,8 @@ class Checkpointer:
 
 
 class BestCheckpoint:
-  """checkpoints_best/: the checkpoint with the lowest FID so far (one kept).
+  """checkpoints_best/: the checkpoint with the lowest FID so far (one kept;
+  after a rollback, the lowest since the step the run went back to).
 
   Its meta records the FID; a resumed run continues from that value. A best
   checkpoint newer than the step the run continues from (written before a

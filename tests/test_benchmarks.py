@@ -79,3 +79,16 @@ def test_the_gpu_script_dry_run_writes_both_tables(tmp_path):
   assert [(r["batching"], r["num_seeds"], r.get("sweep_points"))
           for r in seeds["rows"]] == [("separate", 1, None), ("vmap", 2, None),
                                       ("auto", 1, 2)]
+
+
+def test_speedups_are_over_each_impl_and_the_faster_pytorch():
+  from benchmarks import step_time  # pylint: disable=g-import-not-at-top
+  row = lambda impl, ms, batch=128, dtype="float32": dict(
+      impl=impl, ms_per_step=ms, batch=batch, dtype=dtype)
+  rows = [row("ganjax-hybrid", 30.0), row("ganjax-hybrid", 25.0),
+          row("torch-eager", 100.0), row("torch-compile", 50.0),
+          row("keras-reference", 75.0), row("torch-eager", 10.0, batch=64),
+          row("torch-eager", 40.0, dtype="bfloat16")]
+  assert step_time.speedups(rows) == {(128, "float32"): {
+      "torch-eager": 4.0, "faster PyTorch": 2.0, "torch-compile": 2.0,
+      "keras-reference": 3.0}}
