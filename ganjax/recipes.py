@@ -52,6 +52,17 @@ def sibling(recipe_file: str, name: str):
                                   f"{name}.py"))
 
 
+def tuning_sweep(recipe, arg, sweep: str):
+  """`recipe`'s config (a module with get_config) at variant `arg` (default
+  "short", the 3,000-step schedule) with `config.sweep = sweep`, scored once,
+  at the end, when it runs the full schedule: a tuning sweep's config."""
+  config = recipe.get_config(arg or "short")
+  config.sweep = sweep
+  if config.num_steps == 3000:
+    config.eval_every = 3000
+  return config
+
+
 def load(spec: str):
   """The config of "PATH[:VARIANTS]", as `--config=` reads it.
 

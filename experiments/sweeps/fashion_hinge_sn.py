@@ -22,8 +22,5 @@ hinge_sn = recipes.sibling(__file__, "../fashion_hinge_sn")
 
 
 def get_config(arg=None):
-  config = hinge_sn.get_config(arg or "short")
-  config.sweep = "g_learning_rate=1e-4,4e-4;d_learning_rate=4e-4,1.6e-3"
-  if config.num_steps == 3000:
-    config.eval_every = 3000
-  return config
+  return recipes.tuning_sweep(
+      hinge_sn, arg, "g_learning_rate=1e-4,4e-4;d_learning_rate=4e-4,1.6e-3")

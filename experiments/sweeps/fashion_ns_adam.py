@@ -25,8 +25,4 @@ ns_adam = recipes.sibling(__file__, "../fashion_ns_adam")
 
 
 def get_config(arg=None):
-  config = ns_adam.get_config(arg or "short")
-  config.sweep = "g_learning_rate+d_learning_rate=5e-4,1e-3,2e-3"
-  if config.num_steps == 3000:
-    config.eval_every = 3000
-  return config
+  return recipes.tuning_sweep(ns_adam, arg, "g_learning_rate+d_learning_rate=5e-4,1e-3,2e-3")

@@ -23,8 +23,4 @@ ns_adam = recipes.sibling(__file__, "../fashion_ns_adam")
 
 
 def get_config(arg=None):
-  config = ns_adam.get_config(arg or "short")
-  config.sweep = "adam_b1+adam_b2=0/0.9,0.5/0.9"
-  if config.num_steps == 3000:
-    config.eval_every = 3000
-  return config
+  return recipes.tuning_sweep(ns_adam, arg, "adam_b1+adam_b2=0/0.9,0.5/0.9")

@@ -26,9 +26,6 @@ wgan_gp = recipes.sibling(__file__, "../fashion_wgan_gp")
 
 
 def get_config(arg=None):
-  config = wgan_gp.get_config(arg or "short")
-  config.sweep = ("g_learning_rate+d_learning_rate="
-                  "4e-4/1.2e-3,1e-3/3e-3,2e-3/6e-3")
-  if config.num_steps == 3000:
-    config.eval_every = 3000
-  return config
+  return recipes.tuning_sweep(
+      wgan_gp, arg,
+      "g_learning_rate+d_learning_rate=4e-4/1.2e-3,1e-3/3e-3,2e-3/6e-3")
