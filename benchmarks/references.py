@@ -88,6 +88,11 @@ def _torch_step(images, batch, *, device, dtype, compiled):
   if dtype not in ("float32", "bfloat16"):
     raise ValueError(f"dtype {dtype!r}: float32 or bfloat16")
   torch.manual_seed(0)
+  if compiled:
+    # Compiled graphs of earlier calls (other batch sizes) count toward
+    # dynamo's per-function recompile limit; past it, calls silently run
+    # eager. Each batch size starts from an empty cache.
+    torch._dynamo.reset()  # pylint: disable=protected-access
   # On CUDA as XLA does by default: TF32 matmuls and convolutions in
   # float32, autotuned convolution algorithms.
   torch.set_float32_matmul_precision("high")

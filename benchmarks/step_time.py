@@ -15,6 +15,7 @@ installed (`pip install -e .[bench]`), on CPU or `--torch_device=cuda`.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -113,6 +114,19 @@ def ganjax_row(images, batch, steps_per_call, dtype, impl, num_devices,
                                                    steps_per_call)}, samples
 
 
+@contextlib.contextmanager
+def unchunked():
+  """While inside, hybrid convolutions run every pass over the whole batch,
+  as before they ran over chunks of it (`layers.WEIGHT_GRAD_CHUNK`,
+  `layers.PASS_CHUNK`): the before of that change, timed in the same run."""
+  saved = layers.WEIGHT_GRAD_CHUNK, layers.PASS_CHUNK
+  layers.WEIGHT_GRAD_CHUNK = layers.PASS_CHUNK = sys.maxsize
+  try:
+    yield
+  finally:
+    layers.WEIGHT_GRAD_CHUNK, layers.PASS_CHUNK = saved
+
+
 def make_row(base, batch, steps_per_call, dtype, devices, samples, peak):
   median = statistics.median(samples)
   step_flops = flops.step_flops(batch)
@@ -193,6 +207,9 @@ def main():
                       help="size of the matmul that measures the peak")
   parser.add_argument("--torch_device", default="cpu",
                       help="PyTorch's device, e.g. cuda")
+  parser.add_argument("--unchunked", action="store_true",
+                      help="also time the hybrid convolutions with every "
+                      "pass over the whole batch (rows 'hybrid-unchunked')")
   parser.add_argument("--data_dir", default=os.environ.get("GANJAX_IDX_DIR"),
                       help="Fashion-MNIST IDX directory; default Debian's")
   parser.add_argument("--out", default=None, help="also write the rows as "
@@ -222,13 +239,20 @@ def main():
           for spc in args.steps_per_call:
             if spc * args.repeats > args.max_steps_per_config and spc > 1:
               continue
-            base, samples = ganjax_row(images, batch, spc, dtype, impl,
-                                       num_devices, args.repeats,
-                                       args.scan_unroll)
-            rows.append(make_row(base, batch, spc, dtype, num_devices,
-                                 samples, peak))
-            print_rows(rows[-1:])
-            sys.stdout.flush()
+            variants = [False]
+            if args.unchunked and layers.resolve_impl(impl) == "hybrid":
+              variants.append(True)
+            for before in variants:
+              with unchunked() if before else contextlib.nullcontext():
+                base, samples = ganjax_row(images, batch, spc, dtype, impl,
+                                           num_devices, args.repeats,
+                                           args.scan_unroll)
+              if before:  # not "ganjax-...": speedups() compares against it
+                base["impl"] = "hybrid-unchunked"
+              rows.append(make_row(base, batch, spc, dtype, num_devices,
+                                   samples, peak))
+              print_rows(rows[-1:])
+              sys.stdout.flush()
   from benchmarks import references  # pylint: disable=g-import-not-at-top
   for name in args.compare:
     runner = references.RUNNERS.get(name)

@@ -20,6 +20,7 @@ timings: `python benchmarks/layer_time.py`.
 
 import contextlib
 import contextvars
+import functools
 from typing import Any
 
 import flax.linen as nn
@@ -161,11 +162,41 @@ def _flip_swap(kernel_KxKxIxO):
   return jnp.flip(kernel_KxKxIxO, (0, 1)).transpose(0, 1, 3, 2)
 
 
+# XLA:CPU's convolutions get slower per image as the batch grows, the weight
+# gradient most (D's 14x14x64 -> 7x7x128 layer alone: 14 ms at 128 images,
+# 50 at 256, 137 at 512). So the hybrid passes run over consecutive chunks of
+# the batch: weight gradients over chunks of WEIGHT_GRAD_CHUNK images, summed
+# in order; forward passes and input gradients over chunks of PASS_CHUNK
+# images, concatenated. Both sizes were chosen by the step time at batch 64 to
+# 512 (docs/performance.md).
+WEIGHT_GRAD_CHUNK = 32
+PASS_CHUNK = 256
+
+
+def _chunks(size: int, chunk: int):
+  return [slice(start, start + chunk) for start in range(0, size, chunk)]
+
+
+def _over_chunks(fn):
+  """fn(x, kernel, stride), computed over chunks of PASS_CHUNK images of x."""
+  def chunked(x, kernel, stride):
+    parts = _chunks(x.shape[0], PASS_CHUNK)
+    if len(parts) == 1:
+      return fn(x, kernel, stride)
+    return jnp.concatenate([fn(x[part], kernel, stride) for part in parts])
+  return chunked
+
+
 def _weight_grad_xla(inputs, cotangent, kernel_shape_dtype, stride):
-  """d<conv(inputs, K), cotangent>/dK with XLA's convolution weight gradient."""
-  (grad,) = jax.linear_transpose(lambda k: _conv_xla(inputs, k, stride),
-                                 kernel_shape_dtype)(cotangent)
-  return grad
+  """d<conv(inputs, K), cotangent>/dK with XLA's convolution weight gradient,
+  summed over chunks of WEIGHT_GRAD_CHUNK images in order."""
+  grads = []
+  for part in _chunks(inputs.shape[0], WEIGHT_GRAD_CHUNK):
+    (grad,) = jax.linear_transpose(
+        lambda k, x=inputs[part]: _conv_xla(x, k, stride),
+        kernel_shape_dtype)(cotangent[part])
+    grads.append(grad)
+  return functools.reduce(jnp.add, grads)
 
 
 # "hybrid": every pass of both layers is one of three computations that are
@@ -185,19 +216,19 @@ def _custom_vjp(forward, backward):
 
 def _conv_hybrid_bwd(stride, residuals, dy):
   x, kernel = residuals
-  dx = _conv_transpose_phased(dy, _flip_swap(kernel), stride)
+  dx = _over_chunks(_conv_transpose_phased)(dy, _flip_swap(kernel), stride)
   return dx, _weight_grad_xla(x, dy, kernel, stride)
 
 
 def _conv_transpose_hybrid_bwd(stride, residuals, dy):
   x, kernel = residuals
   flipped = _flip_swap(kernel)
-  dx = _conv_xla(dy, flipped, stride)
+  dx = _over_chunks(_conv_xla)(dy, flipped, stride)
   return dx, _flip_swap(_weight_grad_xla(dy, x, flipped, stride))
 
 
-conv_hybrid = _custom_vjp(_conv_xla, _conv_hybrid_bwd)
-conv_transpose_hybrid = _custom_vjp(_conv_transpose_phased,
+conv_hybrid = _custom_vjp(_over_chunks(_conv_xla), _conv_hybrid_bwd)
+conv_transpose_hybrid = _custom_vjp(_over_chunks(_conv_transpose_phased),
                                     _conv_transpose_hybrid_bwd)
 
 

@@ -18,8 +18,7 @@ CASES = [  # (ours, flax's, input shape, features)
 ]
 
 
-@pytest.mark.parametrize("ours,theirs,shape,features", CASES)
-def test_matches_flax_and_each_other(ours, theirs, shape, features):
+def _check_against_flax(ours, theirs, shape, features, impls=layers.IMPLS):
   x = jax.random.normal(jax.random.key(0), shape)
   reference = theirs(features, (5, 5), strides=(2, 2), padding="SAME")
   params = reference.init(jax.random.key(1), x)
@@ -32,16 +31,32 @@ def test_matches_flax_and_each_other(ours, theirs, shape, features):
     return jnp.sum(jnp.sin(module.apply(params, x)))
 
   grads = {}
-  for impl in layers.IMPLS:
+  for impl in impls:
     module = ours(features, impl=impl)
     np.testing.assert_allclose(module.apply(params, x), expected,
                                rtol=1e-5, atol=1e-5)
     grads[impl] = jax.grad(loss, argnums=(1, 2))(module, params, x)
   grads["flax"] = jax.grad(loss, argnums=(1, 2))(reference, params, x)
-  for impl in layers.IMPLS:
+  for impl in impls:
     for got, want in zip(jax.tree.leaves(grads[impl]),
                          jax.tree.leaves(grads["flax"])):
       np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("ours,theirs,shape,features", CASES)
+def test_matches_flax_and_each_other(ours, theirs, shape, features):
+  _check_against_flax(ours, theirs, shape, features)
+
+
+@pytest.mark.parametrize("ours,theirs,shape,features", CASES)
+def test_hybrid_over_batch_chunks_matches_flax(ours, theirs, shape, features,
+                                               monkeypatch):
+  """Chunks of 2 images over a batch of 5 (the last chunk shorter): every
+  pass of `hybrid` that runs over chunks of the batch still computes flax's
+  values and gradients."""
+  monkeypatch.setattr(layers, "WEIGHT_GRAD_CHUNK", 2)
+  monkeypatch.setattr(layers, "PASS_CHUNK", 2)
+  _check_against_flax(ours, theirs, (5, *shape[1:]), features, ("hybrid",))
 
 
 def test_resolve_impl():
