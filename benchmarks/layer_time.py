@@ -3,6 +3,7 @@
 Shows where a training step's time goes, for each convolution implementation:
 
   python benchmarks/layer_time.py --batch=256 --impls=xla,matmul
+  python benchmarks/layer_time.py --batch=512 --impls=hybrid [--unchunked]
 """
 
 import argparse
@@ -42,7 +43,18 @@ def main():
   parser.add_argument("--batch", type=int, default=256)
   parser.add_argument("--impls", default="xla,matmul")
   parser.add_argument("--repeats", type=int, default=10)
+  parser.add_argument("--unchunked", action="store_true",
+                      help="hybrid: every pass over the whole batch, not "
+                      "over chunks of it (layers.batch_chunks)")
   args = parser.parse_args()
+  if args.unchunked:
+    with layers.batch_chunks(None, None):
+      _print_table(args)
+  else:
+    _print_table(args)
+
+
+def _print_table(args):
   print(f"{'layer':<30}{'impl':>8}{'fwd ms':>9}{'d/dw ms':>9}{'d/dx ms':>9}")
   for name, cls, shape, features in LAYERS:
     x = jax.random.normal(jax.random.key(0), (args.batch, *shape))

@@ -163,24 +163,40 @@ def _flip_swap(kernel_KxKxIxO):
 
 
 # XLA:CPU's convolutions get slower per image as the batch grows, the weight
-# gradient most (D's 14x14x64 -> 7x7x128 layer alone: 14 ms at 128 images,
-# 50 at 256, 137 at 512). So the hybrid passes run over consecutive chunks of
-# the batch: weight gradients over chunks of WEIGHT_GRAD_CHUNK images, summed
-# in order; forward passes and input gradients over chunks of PASS_CHUNK
-# images, concatenated. Both sizes were chosen by the step time at batch 64 to
-# 512 (docs/performance.md).
+# gradient most (`python benchmarks/layer_time.py --batch=512 --unchunked`).
+# So the hybrid passes run over consecutive chunks of the batch: weight
+# gradients over chunks of WEIGHT_GRAD_CHUNK images, summed in order in
+# float32; forward passes and input gradients over chunks of PASS_CHUNK
+# images, concatenated. Both sizes were chosen by the step time at batch 64
+# to 512 (docs/performance.md); `batch_chunks` overrides them.
 WEIGHT_GRAD_CHUNK = 32
 PASS_CHUNK = 256
+_CHUNKS = contextvars.ContextVar("ganjax_batch_chunks", default=None)
 
 
-def _chunks(size: int, chunk: int):
+@contextlib.contextmanager
+def batch_chunks(weight_grad: int | None, passes: int | None):
+  """While tracing inside it, hybrid convolutions use these chunk sizes
+  (None: the whole batch, as before there were chunks) instead of
+  WEIGHT_GRAD_CHUNK and PASS_CHUNK. Read at trace time."""
+  token = _CHUNKS.set((weight_grad, passes))
+  try:
+    yield
+  finally:
+    _CHUNKS.reset(token)
+
+
+def _chunks(size: int, which: int):
+  """Slices of consecutive chunks of `size` images; `which` 0 for weight
+  gradients, 1 for forward passes and input gradients."""
+  chunk = (_CHUNKS.get() or (WEIGHT_GRAD_CHUNK, PASS_CHUNK))[which] or size
   return [slice(start, start + chunk) for start in range(0, size, chunk)]
 
 
 def _over_chunks(fn):
-  """fn(x, kernel, stride), computed over chunks of PASS_CHUNK images of x."""
+  """fn(x, kernel, stride), computed over chunks of x's batch."""
   def chunked(x, kernel, stride):
-    parts = _chunks(x.shape[0], PASS_CHUNK)
+    parts = _chunks(x.shape[0], 1)
     if len(parts) == 1:
       return fn(x, kernel, stride)
     return jnp.concatenate([fn(x[part], kernel, stride) for part in parts])
@@ -189,14 +205,17 @@ def _over_chunks(fn):
 
 def _weight_grad_xla(inputs, cotangent, kernel_shape_dtype, stride):
   """d<conv(inputs, K), cotangent>/dK with XLA's convolution weight gradient,
-  summed over chunks of WEIGHT_GRAD_CHUNK images in order."""
+  summed in float32 over chunks of the batch in order."""
   grads = []
-  for part in _chunks(inputs.shape[0], WEIGHT_GRAD_CHUNK):
+  for part in _chunks(inputs.shape[0], 0):
     (grad,) = jax.linear_transpose(
         lambda k, x=inputs[part]: _conv_xla(x, k, stride),
         kernel_shape_dtype)(cotangent[part])
     grads.append(grad)
-  return functools.reduce(jnp.add, grads)
+  if len(grads) == 1:
+    return grads[0]
+  total = functools.reduce(jnp.add, [g.astype(jnp.float32) for g in grads])
+  return total.astype(grads[0].dtype)
 
 
 # "hybrid": every pass of both layers is one of three computations that are

@@ -88,7 +88,8 @@ def test_speedups_are_over_each_impl_and_the_faster_pytorch():
   rows = [row("ganjax-hybrid", 30.0), row("ganjax-hybrid", 25.0),
           row("torch-eager", 100.0), row("torch-compile", 50.0),
           row("keras-reference", 75.0), row("torch-eager", 10.0, batch=64),
+          row("hybrid-unchunked", 45.0), row("hybrid-unchunked", 60.0),
           row("torch-eager", 40.0, dtype="bfloat16")]
   assert step_time.speedups(rows) == {(128, "float32"): {
       "torch-eager": 4.0, "faster PyTorch": 2.0, "torch-compile": 2.0,
-      "keras-reference": 3.0}}
+      "keras-reference": 3.0, "hybrid-unchunked": 1.8}}

@@ -49,14 +49,37 @@ def test_matches_flax_and_each_other(ours, theirs, shape, features):
 
 
 @pytest.mark.parametrize("ours,theirs,shape,features", CASES)
+@pytest.mark.parametrize("chunks", [(2, 3), (3, 2)])
 def test_hybrid_over_batch_chunks_matches_flax(ours, theirs, shape, features,
-                                               monkeypatch):
-  """Chunks of 2 images over a batch of 5 (the last chunk shorter): every
-  pass of `hybrid` that runs over chunks of the batch still computes flax's
-  values and gradients."""
-  monkeypatch.setattr(layers, "WEIGHT_GRAD_CHUNK", 2)
-  monkeypatch.setattr(layers, "PASS_CHUNK", 2)
-  _check_against_flax(ours, theirs, (5, *shape[1:]), features, ("hybrid",))
+                                               chunks):
+  """Chunks of 2 and 3 images over a batch of 5 (the last chunk shorter):
+  every pass of `hybrid` that runs over chunks of the batch still computes
+  flax's values and gradients."""
+  with layers.batch_chunks(*chunks):
+    _check_against_flax(ours, theirs, (5, *shape[1:]), features, ("hybrid",))
+
+
+@pytest.mark.parametrize("cls", [layers.Conv, layers.ConvTranspose])
+def test_hybrid_runs_its_passes_over_chunks_of_the_batch(cls):
+  """The number of convolutions in the forward and backward pass of a batch
+  of 8: one per chunk, weight gradients and the other passes each by their
+  own chunk size; the module's defaults when not overridden."""
+  x = jnp.ones((8, 14, 14, 4))
+  module = cls(4, impl="hybrid")
+  params = module.init(jax.random.key(0), x)
+
+  def convolutions():
+    grad = jax.grad(lambda p, x: jnp.sum(module.apply(p, x) ** 2), (0, 1))
+    return str(jax.make_jaxpr(grad)(params, x)).count("conv_general_dilated")
+
+  # forward + input gradient + weight gradient
+  assert convolutions() == 1 + 1 + -(-8 // layers.WEIGHT_GRAD_CHUNK)
+  with layers.batch_chunks(None, None):
+    assert convolutions() == 3
+  with layers.batch_chunks(2, None):
+    assert convolutions() == 1 + 1 + 4
+  with layers.batch_chunks(None, 3):
+    assert convolutions() == 3 + 3 + 1
 
 
 def test_resolve_impl():
