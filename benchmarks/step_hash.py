@@ -6,6 +6,8 @@ hashes as they were.
   python benchmarks/step_hash.py --recipes=experiments/fashion.py --steps=10
   XLA_FLAGS=--xla_force_host_platform_device_count=4 \
       python benchmarks/step_hash.py --fused     # 4 devices, fused calls
+  python benchmarks/step_hash.py --recipes=experiments/fashion.py --unchunked \
+      --out=benchmarks/results/step_hash_batch_chunks_cpu.json
 
 Each recipe trains `--steps` steps at batch 64 (evaluation, grids and
 checkpoints other than the last off) in a temporary directory with
@@ -28,6 +30,7 @@ import tempfile
 import jax
 import numpy as np
 
+from ganjax import layers
 from ganjax import recipes
 from ganjax import trainer
 
@@ -65,18 +68,28 @@ def main():
   parser.add_argument("--steps", type=int, default=10)
   parser.add_argument("--fused", action="store_true")
   parser.add_argument("--out", default=None, help="also write JSON here")
+  parser.add_argument("--unchunked", action="store_true",
+                      help="also hash each recipe with the CPU convolutions "
+                      "over whole batches (layers.batch_chunks(None, None)), "
+                      "the program before they ran over chunks")
   args = parser.parse_args()
-  hashes = {}
+  hashes, unchunked = {}, {}
   for spec in args.recipes.split(","):
-    hashes[os.path.relpath(spec, REPO)] = recipe_hash(spec, args.steps,
-                                                            args.fused)
-    print(f"{hashes[os.path.relpath(spec, REPO)]}  {spec}", flush=True)
+    name = os.path.relpath(spec, REPO)
+    hashes[name] = recipe_hash(spec, args.steps, args.fused)
+    print(f"{hashes[name]}  {spec}", flush=True)
+    if args.unchunked:
+      with layers.batch_chunks(None, None):
+        unchunked[name] = recipe_hash(spec, args.steps, args.fused)
+      print(f"{unchunked[name]}  {spec} (unchunked)", flush=True)
   if args.out:
     with open(args.out, "w", encoding="utf-8") as f:
       json.dump({"steps": args.steps, "fused": args.fused,
                  "devices": jax.device_count(), "jax": jax.__version__,
                  "cpus_usable": len(os.sched_getaffinity(0)),
-                 "hashes": hashes}, f, indent=2)
+                 "hashes": hashes,
+                 **({"hashes_unchunked": unchunked} if unchunked else {})},
+                f, indent=2)
 
 
 if __name__ == "__main__":

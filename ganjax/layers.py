@@ -178,7 +178,8 @@ _CHUNKS = contextvars.ContextVar("ganjax_batch_chunks", default=None)
 def batch_chunks(weight_grad: int | None, passes: int | None):
   """While tracing inside it, hybrid convolutions use these chunk sizes
   (None: the whole batch, as before there were chunks) instead of
-  WEIGHT_GRAD_CHUNK and PASS_CHUNK. Read at trace time."""
+  WEIGHT_GRAD_CHUNK and PASS_CHUNK. Read at trace time: a function traced
+  and cached before (a jitted function called again) keeps its chunks."""
   token = _CHUNKS.set((weight_grad, passes))
   try:
     yield

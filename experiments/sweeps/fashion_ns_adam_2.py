@@ -8,7 +8,7 @@ differs from the reference only in its optimizer: the reference's loss is
 the same non-saturating one, and its RMSprop (rho 0.9) is Adam with beta1 0
 and beta2 0.9, less the bias correction. This round asks which of Adam's
 two constants costs the FID: beta1 0 / beta2 0.9 (RMSprop's) and beta1 0.5
-/ beta2 0.9 (the recipe's momentum with RMSprop's shorter memory), against
+/ beta2 0.9 (round 1's momentum with RMSprop's shorter memory), against
 round 1's beta1 0.5 / beta2 0.999. Budget: 2 points x 1 seed x 3,000
 steps in one program, one evaluation at the end.
 
