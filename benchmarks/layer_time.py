@@ -7,6 +7,7 @@ Shows where a training step's time goes, for each convolution implementation:
 """
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -47,29 +48,24 @@ def main():
                       help="hybrid: every pass over the whole batch, not "
                       "over chunks of it (layers.batch_chunks)")
   args = parser.parse_args()
-  if args.unchunked:
-    with layers.batch_chunks(None, None):
-      _print_table(args)
-  else:
-    _print_table(args)
-
-
-def _print_table(args):
-  print(f"{'layer':<30}{'impl':>8}{'fwd ms':>9}{'d/dw ms':>9}{'d/dx ms':>9}")
-  for name, cls, shape, features in LAYERS:
-    x = jax.random.normal(jax.random.key(0), (args.batch, *shape))
-    for impl in args.impls.split(","):
-      module = cls(features, impl=impl)
-      params = module.init(jax.random.key(1), x)
-      fwd = jax.jit(module.apply)
-      loss = lambda p, x, m=module: jnp.sum(m.apply(p, x) ** 2)
-      dw = jax.jit(jax.grad(loss, argnums=0))
-      dx = jax.jit(jax.grad(loss, argnums=1))
-      print(f"{name:<30}{impl:>8}"
-            f"{_median_ms(fwd, params, x, repeats=args.repeats):>9.1f}"
-            f"{_median_ms(dw, params, x, repeats=args.repeats):>9.1f}"
-            f"{_median_ms(dx, params, x, repeats=args.repeats):>9.1f}",
-            flush=True)
+  chunks = (layers.batch_chunks(None, None) if args.unchunked
+            else contextlib.nullcontext())
+  with chunks:
+    print(f"{'layer':<30}{'impl':>8}{'fwd ms':>9}{'d/dw ms':>9}{'d/dx ms':>9}")
+    for name, cls, shape, features in LAYERS:
+      x = jax.random.normal(jax.random.key(0), (args.batch, *shape))
+      for impl in args.impls.split(","):
+        module = cls(features, impl=impl)
+        params = module.init(jax.random.key(1), x)
+        fwd = jax.jit(module.apply)
+        loss = lambda p, x, m=module: jnp.sum(m.apply(p, x) ** 2)
+        dw = jax.jit(jax.grad(loss, argnums=0))
+        dx = jax.jit(jax.grad(loss, argnums=1))
+        print(f"{name:<30}{impl:>8}"
+              f"{_median_ms(fwd, params, x, repeats=args.repeats):>9.1f}"
+              f"{_median_ms(dw, params, x, repeats=args.repeats):>9.1f}"
+              f"{_median_ms(dx, params, x, repeats=args.repeats):>9.1f}",
+              flush=True)
 
 
 if __name__ == "__main__":

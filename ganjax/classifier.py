@@ -134,27 +134,20 @@ def train(images, labels, num_classes, recipe=RECIPE, log=logging.info):
     return optax.apply_updates(params, updates), opt_state, loss
 
   with layers.batch_chunks(*recipe.batch_chunks):  # read when step traces
-    return _train_epochs(step, params, opt_state, images.shape[0],
-                         data_key, dropout_key, recipe, log)
-
-
-def _train_epochs(step, params, opt_state, num_images, data_key, dropout_key,
-                  recipe, log):
-  steps_per_epoch = num_images // recipe.batch_size
-  for epoch in range(recipe.epochs):
-    t0 = time.perf_counter()
-    epoch_key = jax.random.fold_in(data_key, epoch)
-    order = jax.random.permutation(epoch_key, num_images)
-    order = order[:steps_per_epoch * recipe.batch_size].reshape(
-        steps_per_epoch, recipe.batch_size)
-    losses = []
-    for i in range(steps_per_epoch):
-      key = jax.random.fold_in(dropout_key, epoch * steps_per_epoch + i)
-      params, opt_state, loss = step(params, opt_state, order[i], key)
-      losses.append(loss)
-    log(f"epoch {epoch + 1}/{recipe.epochs}: mean loss "
-        f"{float(jnp.mean(jnp.stack(losses))):.4f} "
-        f"({time.perf_counter() - t0:.1f} s)")
+    for epoch in range(recipe.epochs):
+      t0 = time.perf_counter()
+      epoch_key = jax.random.fold_in(data_key, epoch)
+      order = jax.random.permutation(epoch_key, images.shape[0])
+      order = order[:steps_per_epoch * recipe.batch_size].reshape(
+          steps_per_epoch, recipe.batch_size)
+      losses = []
+      for i in range(steps_per_epoch):
+        key = jax.random.fold_in(dropout_key, epoch * steps_per_epoch + i)
+        params, opt_state, loss = step(params, opt_state, order[i], key)
+        losses.append(loss)
+      log(f"epoch {epoch + 1}/{recipe.epochs}: mean loss "
+          f"{float(jnp.mean(jnp.stack(losses))):.4f} "
+          f"({time.perf_counter() - t0:.1f} s)")
   return params
 
 

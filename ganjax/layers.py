@@ -187,17 +187,18 @@ def batch_chunks(weight_grad: int | None, passes: int | None):
     _CHUNKS.reset(token)
 
 
-def _chunks(size: int, which: int):
-  """Slices of consecutive chunks of `size` images; `which` 0 for weight
-  gradients, 1 for forward passes and input gradients."""
-  chunk = (_CHUNKS.get() or (WEIGHT_GRAD_CHUNK, PASS_CHUNK))[which] or size
+def _chunks(size: int, weight_grad: bool):
+  """Slices of consecutive chunks of `size` images: of the weight gradients'
+  chunk size, or else of the other passes'."""
+  sizes = _CHUNKS.get() or (WEIGHT_GRAD_CHUNK, PASS_CHUNK)
+  chunk = (sizes[0] if weight_grad else sizes[1]) or size
   return [slice(start, start + chunk) for start in range(0, size, chunk)]
 
 
 def _over_chunks(fn):
   """fn(x, kernel, stride), computed over chunks of x's batch."""
   def chunked(x, kernel, stride):
-    parts = _chunks(x.shape[0], 1)
+    parts = _chunks(x.shape[0], weight_grad=False)
     if len(parts) == 1:
       return fn(x, kernel, stride)
     return jnp.concatenate([fn(x[part], kernel, stride) for part in parts])
@@ -208,7 +209,7 @@ def _weight_grad_xla(inputs, cotangent, kernel_shape_dtype, stride):
   """d<conv(inputs, K), cotangent>/dK with XLA's convolution weight gradient,
   summed in float32 over chunks of the batch in order."""
   grads = []
-  for part in _chunks(inputs.shape[0], 0):
+  for part in _chunks(inputs.shape[0], weight_grad=True):
     (grad,) = jax.linear_transpose(
         lambda k, x=inputs[part]: _conv_xla(x, k, stride),
         kernel_shape_dtype)(cotangent[part])
