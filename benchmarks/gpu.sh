@@ -29,7 +29,7 @@ mkdir -p "$OUT"
 if [[ "${GANJAX_GPU_DRY_RUN:-0}" == 1 ]]; then
   PY=${GANJAX_GPU_PYTHON:-python3}
   NAME=dryrun BATCHES=8 FUSED=1,2 REPEATS=1 MAX_STEPS=4 SEEDS=2 SWEEPS=2x1
-  PEAK_N=256 TORCH_DEVICE=cpu
+  SEED_BATCH=8 SEED_FUSED=1 PEAK_N=256 TORCH_DEVICE=cpu
 else
   if [[ -n "${GANJAX_GPU_PYTHON:-}" ]]; then
     PY=$GANJAX_GPU_PYTHON
@@ -41,7 +41,8 @@ else
     PY=$VENV/bin/python
   fi
   NAME=gpu BATCHES=128,512,4096 FUSED=1,10,100 REPEATS=10 MAX_STEPS=1000
-  SEEDS=1,8,64 SWEEPS=4x2 PEAK_N=8192 TORCH_DEVICE=cuda
+  SEEDS=1,8,64 SWEEPS=4x2 SEED_BATCH=128 SEED_FUSED=10 PEAK_N=8192
+  TORCH_DEVICE=cuda
   "$PY" -c "import jax, sys; d = jax.devices(); print(d); \
 sys.exit(0 if d[0].platform == 'gpu' else 'no GPU: jax sees only ' + str(d))"
 fi
@@ -53,5 +54,6 @@ fi
     --compare_dtypes=float32,bfloat16 --torch_device="$TORCH_DEVICE" \
     --out="$OUT/step_time_$NAME.json"
 "$PY" benchmarks/seed_throughput.py --num_seeds="$SEEDS" --batchings=vmap \
-    --sweeps="$SWEEPS" --repeats="$REPEATS" \
+    --sweeps="$SWEEPS" --batch="$SEED_BATCH" --steps_per_call="$SEED_FUSED" \
+    --repeats="$REPEATS" \
     --out="$OUT/seed_throughput_$NAME.json"
