@@ -59,6 +59,9 @@ def test_the_gpu_script_dry_run_writes_both_tables(tmp_path):
           for r in seeds["rows"]] == [("separate", 1, None), ("vmap", 2, None),
                                       ("auto", 1, 2)]
   assert all(r["speedup_vs_separate"] > 0 for r in seeds["rows"][1:])
+  # The dry run stays at toy size (seed_throughput.py's own defaults are
+  # batch 128 and 10 steps per call, which tripled this test's time).
+  assert (seeds["args"]["batch"], seeds["args"]["steps_per_call"]) == (8, 1)
 
 
 def test_speedups_are_over_each_impl_and_the_faster_pytorch():
