@@ -1,7 +1,7 @@
 """Results rows of the docs, generated from committed JSON.
 
   python benchmarks/results_table.py collect NAME RUNDIR [--log=TRAIN.log]
-      [--group=equal_time] [--previous='{"fid": F, "recall": R, "source": "README.md at COMMIT"}']
+      [--group=equal_time|seeds] [--previous='{"fid": F, "recall": R, "source": "README.md at COMMIT"}']
       [--note=TEXT]
   python benchmarks/results_table.py collect-sweep NAME SWEEPDIR [--log=TRAIN.log]
       [--note=TEXT]
@@ -12,7 +12,9 @@
 `collect` keeps what a row needs from a finished run (its command line and
 machine from run.json, its in-training evaluations, the loop time from the
 training log) in benchmarks/results/runs/NAME.json (with `--group=G`, in
-benchmarks/results/runs/G/NAME.json, a table of its own); `--previous` records the
+benchmarks/results/runs/G/NAME.json, a table of its own; a run of several
+seeds keeps each evaluation's mean, 95% CI and per-seed values, for
+--group=seeds); `--previous` records the
 numbers an earlier version of the row showed, and where (a file at a
 commit), printed side by side. Notes are printed under the table.
 `collect-sweep` keeps a finished sweep's summary (its newest
@@ -20,8 +22,8 @@ eval/step_N.json: every point's numbers over seeds and the best point),
 command, machine and loop time in benchmarks/results/sweeps/NAME.json.
 
 Each generated table of docs/results.md sits between two marker lines
-(`SECTIONS`: the re-run rows, the recipes at equal training time (group
-equal_time), the recipes' step costs from
+(`SECTIONS`: the re-run rows, the runs of several seeds (group seeds),
+the recipes at equal training time (group equal_time), the recipes' step costs from
 benchmarks/results/recipe_cost_cpu.json, the EMA statistics study from
 benchmarks/results/ema_statistics_cpu.json, Stacked Fashion-MNIST's
 calibration from benchmarks/results/calibration_stacked_cpu.json, the
@@ -68,7 +70,10 @@ def collect(name, rundir, log=None, previous=None, note=None,
   for path in sorted(glob.glob(os.path.join(rundir, "eval", "step_*.json"))):
     with open(path, encoding="utf-8") as f:
       result = json.load(f)
-    evals[str(result["step"])] = {k: result[k] for k in KEYS + ("protocol",)}
+    if "mean" in result:  # several seeds: their summary (ganjax.seeds)
+      evals[str(result["step"])] = _over_seeds(rundir, path, result)
+    else:
+      evals[str(result["step"])] = {k: result[k] for k in KEYS + ("protocol",)}
   if not evals:
     raise SystemExit(f"{rundir}/eval/ holds no evaluations; train with "
                      "eval_every > 0 or run ganjax.evaluate first")
@@ -87,6 +92,21 @@ def collect(name, rundir, log=None, previous=None, note=None,
     json.dump(row, f, indent=1, sort_keys=True)
     f.write("\n")
   return row
+
+
+def _over_seeds(rundir, path, summary) -> dict:
+  """A run of several seeds' evaluation at one step: the mean of each of
+  KEYS, its 95% CI, every seed's value, the protocol (from the first seed's
+  own JSON) and D(x)/D(G(z)) over the last 500 steps of all seeds."""
+  first = os.path.join(rundir, f"seed_{summary['seeds'][0]}", "eval",
+                       os.path.basename(path))
+  with open(first, encoding="utf-8") as f:
+    protocol = json.load(f)["protocol"]
+  return {**{k: summary["mean"][k] for k in KEYS}, "protocol": protocol,
+          "ci95": {k: summary["ci95"][k] for k in KEYS},
+          "per_seed": {k: summary["per_seed"][k] for k in KEYS},
+          "seeds": summary["seeds"],
+          "last_500_steps": _late_training(rundir, summary["step"])}
 
 
 def _loop_seconds(log):
@@ -273,6 +293,35 @@ def equal_time_table() -> str:
   return "\n".join(lines + [""] + [f"- {n}" for n in notes])
 
 
+def seeds_table() -> str:
+  """benchmarks/results/runs/seeds/*.json (runs of several seeds in one
+  program): a row per run at its last evaluation, mean ± 95% CI over seeds,
+  each seed's FID, and D(x) / D(G(z)) over the last 500 steps."""
+  keys = ("fid", "kid", "precision", "recall", "density", "coverage")
+  lines = ["| recipe (`--config=experiments/...`, then overrides) | seeds | "
+           + " | ".join(k.upper() if k in ("fid", "kid") else k
+                        for k in keys)
+           + " | FID per seed | D(x) / D(G(z)), last 500 steps | loop time |",
+           "| --- |" + " ---: |" * (len(keys) + 4)]
+  notes = []
+  for path in sorted(glob.glob(os.path.join(RESULTS, "seeds", "*.json"))):
+    with open(path, encoding="utf-8") as f:
+      row = json.load(f)
+    final = row["evaluations"][max(row["evaluations"], key=int)]
+    recipe = row["command"].split("--config=experiments/", 1)[-1]
+    late = final.get("last_500_steps") or {}
+    loop = (f"{row['loop_seconds']:,.0f} s" if row["loop_seconds"] else "-")
+    if row.get("note"):
+      notes.append(f"`{row['name']}`: {row['note']}.")
+    lines.append("| " + " | ".join(
+        [f"`{recipe}`", ", ".join(map(str, final["seeds"]))]
+        + [f"{_fmt(k, final[k])} ± {_fmt(k, final['ci95'][k])}" for k in keys]
+        + [" / ".join(_fmt("fid", v) for v in final["per_seed"]["fid"]),
+           f"{late['d_real']:.2f} / {late['d_fake']:.2f}" if late else "-",
+           loop]) + " |")
+  return "\n".join(lines + [""] + [f"- {n}" for n in notes])
+
+
 def _fmt(key, value):
   if value is None:
     return "-"
@@ -393,7 +442,8 @@ def step_time_table(*names) -> str:
 PERFORMANCE_DOC = os.path.join(ROOT, "docs", "performance.md")
 # {doc: {section: its text's maker}}; a section sits between _markers(name).
 SECTIONS = {
-    DOC: {"runs": table, "equal_time": equal_time_table,
+    DOC: {"runs": table, "seeds": seeds_table,
+          "equal_time": equal_time_table,
           "recipe_cost": recipe_cost_table,
           "ema_statistics": ema_statistics_table,
           "stacked_calibration": stacked_calibration_table,

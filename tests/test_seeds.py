@@ -94,6 +94,39 @@ def test_summary_over_seeds(two_seed_run):
     assert summary["ci95"][name] == pytest.approx(half)
 
 
+def test_the_docs_row_of_a_run_of_seeds_is_its_summary(two_seed_run, tmp_path,
+                                                      monkeypatch):
+  """benchmarks/results_table.py collect --group=seeds keeps each
+  evaluation's mean, CI and per-seed values, the protocol and D(x)/D(G(z))
+  of the last 500 steps of both seeds; its table shows them."""
+  monkeypatch.syspath_prepend(os.path.join(REPO, "benchmarks"))
+  import results_table  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(results_table, "RESULTS", str(tmp_path))
+  workdir, _ = two_seed_run
+  row = results_table.collect("smoke", workdir, group="seeds", note="A note.")
+  with open(metric_writers.eval_path(workdir, 8), encoding="utf-8") as f:
+    summary = json.load(f)
+  final = row["evaluations"]["8"]
+  assert final["seeds"] == [3, 4]
+  for name in results_table.KEYS:
+    assert final[name] == summary["mean"][name]
+    assert final["ci95"][name] == summary["ci95"][name]
+    assert final["per_seed"][name] == summary["per_seed"][name]
+  with open(metric_writers.eval_path(os.path.join(workdir, "seed_3"), 8),
+            encoding="utf-8") as f:
+    assert final["protocol"] == json.load(f)["protocol"]
+  d_real = [r["d_real"] for seed in (3, 4) for r in metric_writers.read_jsonl(
+      os.path.join(workdir, f"seed_{seed}", "metrics.jsonl")) if "d_real" in r]
+  assert len(d_real) == 8  # steps 2, 4, 6, 8 of each seed
+  assert final["last_500_steps"]["d_real"] == pytest.approx(np.mean(d_real))
+  line, = [l for l in results_table.seeds_table().splitlines()
+           if l.startswith("| `")]
+  fid, ci = summary["mean"]["fid"], summary["ci95"]["fid"]
+  assert f"| 3, 4 | {fid:.1f} ± {ci:.1f} |" in line
+  assert " / ".join(f"{v:.1f}" for v in summary["per_seed"]["fid"]) in line
+  assert "A note." in results_table.seeds_table()
+
+
 def test_evaluate_command_scores_every_seed(two_seed_run):
   """`ganjax.evaluate --workdir=DIR` of a run of several seeds, in a fresh
   process with one device, reproduces the summary written in training."""
