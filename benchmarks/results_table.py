@@ -70,6 +70,12 @@ def collect(name, rundir, log=None, previous=None, note=None,
   for path in sorted(glob.glob(os.path.join(rundir, "eval", "step_*.json"))):
     with open(path, encoding="utf-8") as f:
       result = json.load(f)
+    if ("mean" in result) != (group == "seeds"):
+      raise SystemExit(
+          f"{path} is the summary of a run of several seeds: collect it with "
+          "--group=seeds" if "mean" in result else
+          f"{path} is one seed's evaluation: --group=seeds takes a run of "
+          "several seeds (config.num_seeds > 1)")
     if "mean" in result:  # several seeds: their summary (ganjax.seeds)
       evals[str(result["step"])] = _over_seeds(rundir, path, result)
     else:
@@ -298,23 +304,25 @@ def seeds_table() -> str:
   program): a row per run at its last evaluation, mean ± 95% CI over seeds,
   each seed's FID, and D(x) / D(G(z)) over the last 500 steps."""
   keys = ("fid", "kid", "precision", "recall", "density", "coverage")
-  lines = ["| recipe (`--config=experiments/...`, then overrides) | seeds | "
+  lines = ["| recipe (`--config=experiments/...`, then overrides) | step | "
+           "seeds | "
            + " | ".join(k.upper() if k in ("fid", "kid") else k
                         for k in keys)
            + " | FID per seed | D(x) / D(G(z)), last 500 steps | loop time |",
-           "| --- |" + " ---: |" * (len(keys) + 4)]
+           "| --- |" + " ---: |" * (len(keys) + 5)]
   notes = []
   for path in sorted(glob.glob(os.path.join(RESULTS, "seeds", "*.json"))):
     with open(path, encoding="utf-8") as f:
       row = json.load(f)
-    final = row["evaluations"][max(row["evaluations"], key=int)]
+    step = max(row["evaluations"], key=int)
+    final = row["evaluations"][step]
     recipe = row["command"].split("--config=experiments/", 1)[-1]
     late = final.get("last_500_steps") or {}
     loop = (f"{row['loop_seconds']:,.0f} s" if row["loop_seconds"] else "-")
     if row.get("note"):
       notes.append(f"`{row['name']}`: {row['note']}.")
     lines.append("| " + " | ".join(
-        [f"`{recipe}`", ", ".join(map(str, final["seeds"]))]
+        [f"`{recipe}`", f"{int(step):,}", ", ".join(map(str, final["seeds"]))]
         + [f"{_fmt(k, final[k])} ± {_fmt(k, final['ci95'][k])}" for k in keys]
         + [" / ".join(_fmt("fid", v) for v in final["per_seed"]["fid"]),
            f"{late['d_real']:.2f} / {late['d_fake']:.2f}" if late else "-",

@@ -122,9 +122,16 @@ def test_the_docs_row_of_a_run_of_seeds_is_its_summary(two_seed_run, tmp_path,
   line, = [l for l in results_table.seeds_table().splitlines()
            if l.startswith("| `")]
   fid, ci = summary["mean"]["fid"], summary["ci95"]["fid"]
-  assert f"| 3, 4 | {fid:.1f} ± {ci:.1f} |" in line
+  assert f"| 8 | 3, 4 | {fid:.1f} ± {ci:.1f} |" in line
   assert " / ".join(f"{v:.1f}" for v in summary["per_seed"]["fid"]) in line
   assert "A note." in results_table.seeds_table()
+  # A summary over seeds goes in the seeds group, and only there.
+  with pytest.raises(SystemExit, match="several seeds: collect it with "
+                     "--group=seeds"):
+    results_table.collect("smoke", workdir)
+  with pytest.raises(SystemExit, match="one seed's evaluation: --group=seeds"):
+    results_table.collect("smoke", os.path.join(workdir, "seed_3"),
+                          group="seeds")
 
 
 def test_evaluate_command_scores_every_seed(two_seed_run):

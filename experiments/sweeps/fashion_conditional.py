@@ -10,10 +10,15 @@ experiments/fashion_conditional_ema.py, scores 43.2 +- 4.0 over three
 seeds. That recipe changed two things at once; this sweep asks how much of
 it the learning rate alone gives, and whether the rate should go further:
 both networks' rate at 2e-3 and 4e-3 (the recipe's 1e-3 is its row of the
-results table, not trained again). The projection-discriminator paper
-tunes the rates of its hinge/SN/Adam setting, not of this one, so the
-rate is the axis. Budget: 2 points x 1 seed x 3,000 steps in one program,
-one evaluation at the end (10,000 samples).
+results table, not trained again). The EMA only shadows G's weights
+(nothing trains against it), so the 2e-3 point trains what
+fashion_conditional_ema.py's seed 0 trains and scores the raw generator
+instead of the average: what the EMA adds at 3,000 steps is the
+difference. The projection-discriminator paper keeps
+its optimizer's settings fixed for its own hinge/SN setup, so it names no
+axis for this recipe; the learning rate is the one the unconditional
+sweeps found mattered most. Budget: 2 points x 1 seed x 3,000 steps in one
+program, one evaluation at the end (10,000 samples).
 
 Launch:
   python -m ganjax.train --config=experiments/sweeps/fashion_conditional.py \
