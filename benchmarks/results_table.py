@@ -1,7 +1,7 @@
 """Results rows of the docs, generated from committed JSON.
 
   python benchmarks/results_table.py collect NAME RUNDIR [--log=TRAIN.log]
-      [--group=equal_time|seeds] [--previous='{"fid": F, "recall": R, "source": "README.md at COMMIT"}']
+      [--group=equal_time|seeds|ablations] [--previous='{"fid": F, "recall": R, "source": "README.md at COMMIT"}']
       [--note=TEXT]
   python benchmarks/results_table.py collect-sweep NAME SWEEPDIR [--log=TRAIN.log]
       [--note=TEXT]
@@ -23,6 +23,7 @@ command, machine and loop time in benchmarks/results/sweeps/NAME.json.
 
 Each generated table of docs/results.md sits between two marker lines
 (`SECTIONS`: the re-run rows, the runs of several seeds (group seeds),
+single runs that change one piece of a recipe (group ablations),
 the recipes at equal training time (group equal_time), the recipes' step costs from
 benchmarks/results/recipe_cost_cpu.json, the EMA statistics study from
 benchmarks/results/ema_statistics_cpu.json, Stacked Fashion-MNIST's
@@ -342,11 +343,11 @@ def _fmt(key, value):
   return f"{value:.3f}"
 
 
-def table() -> str:
-  """The markdown table of every JSON in benchmarks/results/runs/, sorted by
-  file name, with its notes below."""
+def table(group="") -> str:
+  """The markdown table of every JSON in benchmarks/results/runs/GROUP/,
+  sorted by file name, with its notes below."""
   rows = []
-  for path in sorted(glob.glob(os.path.join(RESULTS, "*.json"))):
+  for path in sorted(glob.glob(os.path.join(RESULTS, group, "*.json"))):
     with open(path, encoding="utf-8") as f:
       rows.append(json.load(f))
   head = ("| recipe (`--config=experiments/...`, then overrides) | FID | "
@@ -451,6 +452,7 @@ PERFORMANCE_DOC = os.path.join(ROOT, "docs", "performance.md")
 # {doc: {section: its text's maker}}; a section sits between _markers(name).
 SECTIONS = {
     DOC: {"runs": table, "seeds": seeds_table,
+          "ablations": lambda: table("ablations"),
           "equal_time": equal_time_table,
           "recipe_cost": recipe_cost_table,
           "ema_statistics": ema_statistics_table,
