@@ -184,11 +184,21 @@ def _late_training(pointdir, step, window=500):
   return {k: v / count for k, v in sums.items()} if count else {}
 
 
+# The columns of the tables of means over seeds (sweeps, seeds).
+MEAN_KEYS = ("fid", "kid", "precision", "recall", "density", "coverage")
+MEAN_HEAD = " | ".join(k.upper() if k in ("fid", "kid") else k
+                       for k in MEAN_KEYS)
+
+
+def _late_cell(late) -> str:
+  """D(x) / D(G(z)) of _late_training's averages ("-" without)."""
+  return f"{late['d_real']:.2f} / {late['d_fake']:.2f}" if late else "-"
+
+
 def sweeps_table() -> str:
   """Every sweep of benchmarks/results/sweeps/: its command and budget, then
   a row per point (mean over seeds, ± the 95% CI with several seeds), the
   best point in bold."""
-  keys = ("fid", "kid", "precision", "recall", "density", "coverage")
   out = []
   for path in sorted(glob.glob(os.path.join(SWEEPS, "*.json"))):
     with open(path, encoding="utf-8") as f:
@@ -203,20 +213,19 @@ def sweeps_table() -> str:
             f"({summary['num_points']} points x {seeds} seed(s) x "
             f"{summary['step']:,} steps in one program{loop}; commit "
             f"{(row.get('git_commit') or '?')[:7]}).", "",
-            "| point | overrides | " + " | ".join(
-                k.upper() if k in ("fid", "kid") else k for k in keys)
+            "| point | overrides | " + MEAN_HEAD
             + " | D(x) / D(G(z)), last 500 steps |",
-            "| --- | --- |" + " ---: |" * (len(keys) + 1)]
+            "| --- | --- |" + " ---: |" * (len(MEAN_KEYS) + 1)]
     for point in summary["points"]:
       overrides = ", ".join(f"{k}={v:g}" for k, v in point["overrides"].items())
       if "mean" not in point:
         steps = sorted(set(point["diverged_at"].values()))
         out.append(f"| p{point['point']} | {overrides} | diverged at step "
-                   f"{', '.join(map(str, steps))} |" + " - |" * len(keys))
+                   f"{', '.join(map(str, steps))} |" + " - |" * len(MEAN_KEYS))
         continue
       best = point["point"] == summary["best"]["point"]
       cells = []
-      for key in keys:
+      for key in MEAN_KEYS:
         mean, ci = point["mean"][key], point["ci95"][key]
         cell = _fmt(key, mean)
         if seeds > 1:
@@ -226,9 +235,7 @@ def sweeps_table() -> str:
         cells[0] += " (" + ", ".join(
             f"seed {seed} diverged at step {step}"
             for seed, step in point["diverged_at"].items()) + ")"
-      late = point.get("last_500_steps") or {}
-      cells.append(f"{late['d_real']:.2f} / {late['d_fake']:.2f}"
-                   if late else "-")
+      cells.append(_late_cell(point.get("last_500_steps")))
       out.append(f"| p{point['point']}{' (best)' if best else ''} | "
                  f"{overrides} | " + " | ".join(cells) + " |")
     if row.get("note"):
@@ -304,13 +311,10 @@ def seeds_table() -> str:
   """benchmarks/results/runs/seeds/*.json (runs of several seeds in one
   program): a row per run at its last evaluation, mean ± 95% CI over seeds,
   each seed's FID, and D(x) / D(G(z)) over the last 500 steps."""
-  keys = ("fid", "kid", "precision", "recall", "density", "coverage")
   lines = ["| recipe (`--config=experiments/...`, then overrides) | step | "
-           "seeds | "
-           + " | ".join(k.upper() if k in ("fid", "kid") else k
-                        for k in keys)
+           "seeds | " + MEAN_HEAD
            + " | FID per seed | D(x) / D(G(z)), last 500 steps | loop time |",
-           "| --- |" + " ---: |" * (len(keys) + 5)]
+           "| --- |" + " ---: |" * (len(MEAN_KEYS) + 5)]
   notes = []
   for path in sorted(glob.glob(os.path.join(RESULTS, "seeds", "*.json"))):
     with open(path, encoding="utf-8") as f:
@@ -318,16 +322,15 @@ def seeds_table() -> str:
     step = max(row["evaluations"], key=int)
     final = row["evaluations"][step]
     recipe = row["command"].split("--config=experiments/", 1)[-1]
-    late = final.get("last_500_steps") or {}
     loop = (f"{row['loop_seconds']:,.0f} s" if row["loop_seconds"] else "-")
     if row.get("note"):
       notes.append(f"`{row['name']}`: {row['note']}.")
     lines.append("| " + " | ".join(
         [f"`{recipe}`", f"{int(step):,}", ", ".join(map(str, final["seeds"]))]
-        + [f"{_fmt(k, final[k])} ± {_fmt(k, final['ci95'][k])}" for k in keys]
+        + [f"{_fmt(k, final[k])} ± {_fmt(k, final['ci95'][k])}"
+           for k in MEAN_KEYS]
         + [" / ".join(_fmt("fid", v) for v in final["per_seed"]["fid"]),
-           f"{late['d_real']:.2f} / {late['d_fake']:.2f}" if late else "-",
-           loop]) + " |")
+           _late_cell(final.get("last_500_steps")), loop]) + " |")
   return "\n".join(lines + [""] + [f"- {n}" for n in notes])
 
 
