@@ -76,6 +76,9 @@ def get_config(arg=None):
   # up to 1/8 (28 px: 4 px), cut out a square of 1/2 (28 px: 14x14).
   config.augment_translation = 0.125
   config.augment_cutout = 0.5
+  # The pixel value translation's vacated border and cutout's square take:
+  # the paper's 0 is mid-grey here (images in [-1, 1]); -1 is black.
+  config.augment_fill = 0.0
   # Adaptive augmentation (ADA): > 0 applies each transform of config.augment
   # with a probability p tuned so that E[sign(D(reals))] holds this target
   # (the paper's 0.6); p moves by at most 1 per ada_kimg thousand images

@@ -12,11 +12,12 @@ depend on the device count.
   contrast (scale the distance from the image mean by U[0.5, 1.5]).
 - translation: shift by up to `translation` (config.augment_translation,
   the paper's 0.125 = 1/8) of the image size in each direction, rounded as the
-  paper rounds (28 px: 4 px), filling with zeros (images live in [-1, 1], so 0
-  is mid-grey).
-- cutout: zero a square of `cutout` (config.augment_cutout, the paper's 0.5)
-  of the image size (28 px: 14x14), centred at a uniformly drawn position; the
-  part that falls outside the image is lost, as in the paper.
+  paper rounds (28 px: 4 px), filling the vacated border with `fill`
+  (config.augment_fill; the paper's 0, which is mid-grey in images of
+  [-1, 1]; -1 is Fashion-MNIST's black background).
+- cutout: set to `fill` a square of `cutout` (config.augment_cutout, the
+  paper's 0.5) of the image size (28 px: 14x14), centred at a uniformly drawn
+  position; the part that falls outside the image is lost, as in the paper.
 - xflip: mirror left-right each image with probability 1/2 (ADA's first
   "blit" transform; under ADA, once the transform is chosen with p).
 
@@ -47,6 +48,7 @@ class Policy:
   names: tuple = ()
   translation: float = 0.125
   cutout: float = 0.5
+  fill: float = 0.0  # the value translation and cutout leave behind
 
   def __bool__(self):
     return bool(self.names)
@@ -74,7 +76,7 @@ class Adaptive:
 
 
 def parse_policy(policy: str, translation: float = 0.125,
-                 cutout: float = 0.5) -> Policy:
+                 cutout: float = 0.5, fill: float = 0.0) -> Policy:
   names = tuple(p for p in policy.split(",") if p)
   for name in names:
     if name not in TRANSFORMS:
@@ -86,12 +88,17 @@ def parse_policy(policy: str, translation: float = 0.125,
         or not 0 < value <= 1):
       raise ValueError(f"config.{field}={value!r} is invalid: must be a "
                        "fraction of the image size in (0, 1].")
-  return Policy(names, float(translation), float(cutout))
+  if (isinstance(fill, bool) or not isinstance(fill, (int, float))
+      or not -1 <= fill <= 1):
+    raise ValueError(f"config.augment_fill={fill!r} is invalid: must be a "
+                     "pixel value in [-1, 1] (0: the paper's mid-grey; -1: "
+                     "black).")
+  return Policy(names, float(translation), float(cutout), float(fill))
 
 
 def policy_from_config(config) -> Policy:
   return parse_policy(config.augment, config.augment_translation,
-                      config.augment_cutout)
+                      config.augment_cutout, config.augment_fill)
 
 
 def adaptive_from_config(config) -> Adaptive | None:
@@ -160,9 +167,11 @@ def _translation(draws, x, policy):
   shift_h, shift_w = pixels(policy.translation, h), pixels(policy.translation, w)
   dy = draws.integers(-shift_h, shift_h + 1)
   dx = draws.integers(-shift_w, shift_w + 1)
-  # Shifts as 0/1 matrix products: exact, differentiable, batched.
+  # Shifts as 0/1 matrix products: exact, differentiable, batched. They
+  # leave 0 where the image moved away, so shift x - fill and add fill back.
+  x = x - policy.fill
   x = jnp.einsum("bij,bjwc->biwc", _shift_masks(dy, h), x)
-  return jnp.einsum("bij,bhjc->bhic", _shift_masks(dx, w), x)
+  return jnp.einsum("bij,bhjc->bhic", _shift_masks(dx, w), x) + policy.fill
 
 
 def _cutout(draws, x, policy):
@@ -177,7 +186,7 @@ def _cutout(draws, x, policy):
   xs = jnp.arange(w)[None, None, :, None]
   inside = ((ys >= top) & (ys < top + size_h)
             & (xs >= left) & (xs < left + size_w))
-  return jnp.where(inside, jnp.zeros_like(x), x)
+  return jnp.where(inside, jnp.full_like(x, policy.fill), x)
 
 
 def _xflip(draws, x, policy):

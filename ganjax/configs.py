@@ -67,7 +67,7 @@ ADDED_DEFAULTS = {
     # cut out (size // 2 + 1) // 2 * 2 - 1 (13 at 28 px, 15 at 32): these
     # fractions give exactly those sizes and draws at 28 and 32 px.
     "augment_translation": 0.11, "augment_cutout": 0.46, "penalties": "",
-    "ada_target": 0.0, "ada_kimg": 100.0, "sweep": "",
+    "ada_target": 0.0, "ada_kimg": 100.0, "sweep": "", "augment_fill": 0.0,
 }
 
 

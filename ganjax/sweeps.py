@@ -46,7 +46,8 @@ SWEEPABLE = frozenset({
     "g_learning_rate", "d_learning_rate", "adam_b1", "adam_b2",
     "rmsprop_decay", "rmsprop_eps", "lr_warmup_steps", "lr_decay_steps",
     "gp_weight", "r1_weight", "ema_decay", "ema_start", "d_dropout",
-    "augment_translation", "augment_cutout", "ada_target", "ada_kimg"})
+    "augment_translation", "augment_cutout", "augment_fill", "ada_target",
+    "ada_kimg"})
 # Of those, the fields whose 0 turns a piece off (another program).
 SWITCHES = frozenset({"gp_weight", "r1_weight", "ema_decay", "d_dropout",
                       "ada_target", "lr_warmup_steps", "lr_decay_steps"})

@@ -67,6 +67,7 @@ FIELDS = {
                                      "biggan"]),
     "augment_translation": _FLOATS,
     "augment_cutout": _FLOATS,
+    "augment_fill": _FLOATS,
     "augment": st.sampled_from(["", "translation", "color,cutout", "flip",
                                 "color,,", 3]),
     "gp_weight": _FLOATS,

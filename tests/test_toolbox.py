@@ -250,6 +250,21 @@ def test_cutout_zeroes_a_square_of_the_papers_size(size, fraction, side):
   assert cut.any((0, 2)).all() and cut.any((0, 1)).all()
 
 
+@pytest.mark.parametrize("fill", [-1.0, 0.5])
+def test_translation_and_cutout_leave_the_fill_value(fill):
+  """With augment_fill, the pixels translation vacates and cutout removes
+  take that value and nothing else changes: the same draws as the paper's
+  zero fill, with its zeros replaced."""
+  images = jnp.ones((256, 16, 16, 1))
+  key = jax.random.key(2)
+  zero = np.asarray(augment.augment(
+      images, key, augment.parse_policy("translation,cutout")))
+  filled = np.asarray(augment.augment(
+      images, key, augment.parse_policy("translation,cutout", fill=fill)))
+  assert (zero == 0).any() and (zero == 1).any()
+  np.testing.assert_array_equal(filled, np.where(zero == 0, fill, 1.0))
+
+
 def test_diffaugment_per_device_rows_and_gradients():
   """A device's rows of a global batch get the transforms of those rows
   (so augmentation does not depend on the device count), other keys give
@@ -331,6 +346,9 @@ def test_diffaugment_sizes_are_validated():
   for field in ("augment_translation", "augment_cutout"):
     with pytest.raises(ValueError, match=f"config.{field}=0"):
       configs.validate(smoke_config(**{field: 0.0}), 1)
+  with pytest.raises(ValueError,
+                     match=r"config.augment_fill=2\.0 .*\[-1, 1\]"):
+    configs.validate(smoke_config(augment_fill=2.0), 1)
 
 
 def _steps(config, calls, num_devices=1, images=None, labels=None):
