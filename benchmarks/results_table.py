@@ -71,12 +71,7 @@ def collect(name, rundir, log=None, previous=None, note=None,
   for path in sorted(glob.glob(os.path.join(rundir, "eval", "step_*.json"))):
     with open(path, encoding="utf-8") as f:
       result = json.load(f)
-    if ("mean" in result) != (group == "seeds"):
-      raise SystemExit(
-          f"{path} is the summary of a run of several seeds: collect it with "
-          "--group=seeds" if "mean" in result else
-          f"{path} is one seed's evaluation: --group=seeds takes a run of "
-          "several seeds (config.num_seeds > 1)")
+    _check_kind(path, result, group)
     if "mean" in result:  # several seeds: their summary (ganjax.seeds)
       evals[str(result["step"])] = _over_seeds(rundir, path, result)
     else:
@@ -99,6 +94,19 @@ def collect(name, rundir, log=None, previous=None, note=None,
     json.dump(row, f, indent=1, sort_keys=True)
     f.write("\n")
   return row
+
+
+def _check_kind(path, result, group):
+  """Refuses an evaluation that `collect` with `group` does not take."""
+  if "points" in result:
+    raise SystemExit(f"{path} is a sweep's summary: collect it with "
+                     "collect-sweep NAME SWEEPDIR")
+  if "mean" in result and group != "seeds":
+    raise SystemExit(f"{path} is the summary of a run of several seeds: "
+                     "collect it with --group=seeds")
+  if "mean" not in result and group == "seeds":
+    raise SystemExit(f"{path} is one seed's evaluation: --group=seeds takes "
+                     "a run of several seeds (config.num_seeds > 1)")
 
 
 def _over_seeds(rundir, path, summary) -> dict:
@@ -497,7 +505,9 @@ def main():
   collect_parser.add_argument("--log")
   collect_parser.add_argument("--previous", type=json.loads)
   collect_parser.add_argument("--note")
-  collect_parser.add_argument("--group", default="")
+  collect_parser.add_argument(
+      "--group", default="", choices=("", "seeds", "ablations", "equal_time"),
+      help="the table the row goes to ('' = the re-run rows)")
   sweep_parser = sub.add_parser("collect-sweep")
   sweep_parser.add_argument("name")
   sweep_parser.add_argument("sweepdir")

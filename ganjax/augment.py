@@ -168,10 +168,14 @@ def _translation(draws, x, policy):
   dy = draws.integers(-shift_h, shift_h + 1)
   dx = draws.integers(-shift_w, shift_w + 1)
   # Shifts as 0/1 matrix products: exact, differentiable, batched. They
-  # leave 0 where the image moved away, so shift x - fill and add fill back.
-  x = x - policy.fill
-  x = jnp.einsum("bij,bjwc->biwc", _shift_masks(dy, h), x)
-  return jnp.einsum("bij,bhjc->bhic", _shift_masks(dx, w), x) + policy.fill
+  # leave 0 where the image moved away.
+  rows, cols = _shift_masks(dy, h), _shift_masks(dx, w)
+  x = jnp.einsum("bij,bjwc->biwc", rows, x)
+  x = jnp.einsum("bij,bhjc->bhic", cols, x)
+  if policy.fill:  # 1 where a pixel moved in, 0 where the image moved away
+    kept = rows.sum(2)[:, :, None, None] * cols.sum(2)[:, None, :, None]
+    x = x + policy.fill * (1.0 - kept)
+  return x
 
 
 def _cutout(draws, x, policy):

@@ -202,6 +202,7 @@ _PLAUSIBLE = st.fixed_dictionaries({}, optional={
     "optimizer": st.sampled_from(sorted(optimizers.OPTIMIZERS)),
     "augment": st.sampled_from(["", "translation", "color,cutout",
                                 "color,translation,cutout"]),
+    "augment_fill": st.sampled_from([0.0, -1.0]),
     "gp_weight": st.sampled_from([0.0, 10.0]),
     "r1_weight": st.sampled_from([0.0, 0.1]),
     "penalties": st.sampled_from(

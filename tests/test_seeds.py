@@ -132,6 +132,16 @@ def test_the_docs_row_of_a_run_of_seeds_is_its_summary(two_seed_run, tmp_path,
   with pytest.raises(SystemExit, match="one seed's evaluation: --group=seeds"):
     results_table.collect("smoke", os.path.join(workdir, "seed_3"),
                           group="seeds")
+  # A sweep's summary (its points) goes to collect-sweep, whatever the group.
+  sweep = tmp_path / "sweep"
+  os.makedirs(sweep / "eval")
+  shutil.copy(os.path.join(workdir, "run.json"), sweep)
+  (sweep / "eval" / "step_0000008.json").write_text(json.dumps(
+      {"step": 8, "num_points": 2, "points": [], "best": None}))
+  for group in ("", "seeds"):
+    with pytest.raises(SystemExit, match="a sweep's summary: collect it "
+                       "with collect-sweep"):
+      results_table.collect("smoke", str(sweep), group=group)
 
 
 def test_evaluate_command_scores_every_seed(two_seed_run):

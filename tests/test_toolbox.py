@@ -253,16 +253,19 @@ def test_cutout_zeroes_a_square_of_the_papers_size(size, fraction, side):
 @pytest.mark.parametrize("fill", [-1.0, 0.5])
 def test_translation_and_cutout_leave_the_fill_value(fill):
   """With augment_fill, the pixels translation vacates and cutout removes
-  take that value and nothing else changes: the same draws as the paper's
-  zero fill, with its zeros replaced."""
-  images = jnp.ones((256, 16, 16, 1))
+  take that value and the others are the paper's zero-fill result, exactly:
+  the same draws, on images that hold true zeros (mid-grey) too. Images of
+  ones, with the same key, show which pixels were vacated or cut out."""
   key = jax.random.key(2)
-  zero = np.asarray(augment.augment(
-      images, key, augment.parse_policy("translation,cutout")))
+  x = jax.random.randint(jax.random.key(3), (256, 16, 16, 1), -2, 3) / 2.0
+  zero_policy = augment.parse_policy("translation,cutout")
+  removed = np.asarray(augment.augment(jnp.ones_like(x), key,
+                                       zero_policy)) == 0
+  zero = np.asarray(augment.augment(x, key, zero_policy))
   filled = np.asarray(augment.augment(
-      images, key, augment.parse_policy("translation,cutout", fill=fill)))
-  assert (zero == 0).any() and (zero == 1).any()
-  np.testing.assert_array_equal(filled, np.where(zero == 0, fill, 1.0))
+      x, key, augment.parse_policy("translation,cutout", fill=fill)))
+  assert removed.any() and (~removed).any() and (zero[~removed] == 0).any()
+  np.testing.assert_array_equal(filled, np.where(removed, fill, zero))
 
 
 def test_diffaugment_per_device_rows_and_gradients():
