@@ -5,8 +5,9 @@ beta2 0.9 and two time-scale learning rates, as in the SNGAN/SAGAN recipes.
 The rates are tuned for the short schedule by the sweeps of
 experiments/sweeps/fashion_hinge_sn*.py (docs/results.md, "Tuning the
 classic recipes"): G 1.6e-3, D 3.2e-3 (FID 101.9 at 3,000 steps, seed 0;
-three seeds 93.9 +- 14.5, where the reference scores 129.2 +- 5.4), where
-the papers' G 1e-4 / D 4e-4 gave 303.8.
+three seeds 93.9 +- 14.5, where the reference's two sets of three seeds
+score 129.2 +- 5.4 and 131.6 +- 32.4), where the papers' G 1e-4 / D 4e-4
+gave 303.8.
 
 Launch:
   python -m ganjax.train --config=experiments/fashion_hinge_sn.py \
