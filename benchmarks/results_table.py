@@ -44,6 +44,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results", "runs")
 SWEEPS = os.path.join(ROOT, "benchmarks", "results", "sweeps")
 DOC = os.path.join(ROOT, "docs", "results.md")
+# collect's --group: a subfolder of RESULTS, each a table of its own.
+GROUPS = ("", "seeds", "ablations", "equal_time")
 KEYS = ("fid", "kid", "precision", "recall", "density", "coverage",
         "classes_covered")
 
@@ -506,7 +508,7 @@ def main():
   collect_parser.add_argument("--previous", type=json.loads)
   collect_parser.add_argument("--note")
   collect_parser.add_argument(
-      "--group", default="", choices=("", "seeds", "ablations", "equal_time"),
+      "--group", default="", choices=GROUPS,
       help="the table the row goes to ('' = the re-run rows)")
   sweep_parser = sub.add_parser("collect-sweep")
   sweep_parser.add_argument("name")

@@ -75,6 +75,11 @@ class Adaptive:
     return jnp.clip(p + step, 0.0, 1.0)
 
 
+def _is_real(value) -> bool:
+  """An int or a float, not a bool (which Python counts as an int)."""
+  return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def parse_policy(policy: str, translation: float = 0.125,
                  cutout: float = 0.5, fill: float = 0.0) -> Policy:
   names = tuple(p for p in policy.split(",") if p)
@@ -84,12 +89,10 @@ def parse_policy(policy: str, translation: float = 0.125,
                        f"{list(TRANSFORMS)} (comma-separated; '' = none).")
   for field, value in (("augment_translation", translation),
                        ("augment_cutout", cutout)):
-    if (isinstance(value, bool) or not isinstance(value, (int, float))
-        or not 0 < value <= 1):
+    if not _is_real(value) or not 0 < value <= 1:
       raise ValueError(f"config.{field}={value!r} is invalid: must be a "
                        "fraction of the image size in (0, 1].")
-  if (isinstance(fill, bool) or not isinstance(fill, (int, float))
-      or not -1 <= fill <= 1):
+  if not _is_real(fill) or not -1 <= fill <= 1:
     raise ValueError(f"config.augment_fill={fill!r} is invalid: must be a "
                      "pixel value in [-1, 1] (0: the paper's mid-grey; -1: "
                      "black).")
@@ -105,8 +108,7 @@ def adaptive_from_config(config) -> Adaptive | None:
   """ADA's controller, or None when config.ada_target is 0."""
   for field in ("ada_target", "ada_kimg"):
     value = config[field]
-    if (isinstance(value, bool) or not isinstance(value, (int, float))
-        or not math.isfinite(value)):
+    if not _is_real(value) or not math.isfinite(value):
       raise ValueError(f"config.{field}={value!r} is invalid: must be a "
                        "finite number.")
   if not config.ada_target:

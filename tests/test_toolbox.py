@@ -4,6 +4,7 @@ conditional models and the 32x32 architectures, each against its math."""
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
@@ -352,6 +353,12 @@ def test_diffaugment_sizes_are_validated():
   with pytest.raises(ValueError,
                      match=r"config.augment_fill=2\.0 .*\[-1, 1\]"):
     configs.validate(smoke_config(augment_fill=2.0), 1)
+  for field in ("augment_translation", "augment_fill"):  # a bool is no size
+    # A fresh ConfigDict keeps the bool (setting a float field casts it).
+    config = ml_collections.ConfigDict({**smoke_config().to_dict(),
+                                       field: True})
+    with pytest.raises(ValueError, match=f"config.{field}=True"):
+      configs.validate(config, 1)
 
 
 def _steps(config, calls, num_devices=1, images=None, labels=None):
