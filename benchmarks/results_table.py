@@ -40,12 +40,16 @@ import os
 import re
 import sys
 
+from ganjax import seeds
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results", "runs")
 SWEEPS = os.path.join(ROOT, "benchmarks", "results", "sweeps")
 DOC = os.path.join(ROOT, "docs", "results.md")
 # collect's --group: a subfolder of RESULTS, each a table of its own.
 GROUPS = ("", "seeds", "ablations", "equal_time")
+# The row of the seeds table the others are tested against (Welch's t-test).
+REFERENCE_SEEDS = "fashion"
 KEYS = ("fid", "kid", "precision", "recall", "density", "coverage",
         "classes_covered")
 
@@ -317,20 +321,43 @@ def equal_time_table() -> str:
   return "\n".join(lines + [""] + [f"- {n}" for n in notes])
 
 
+def _final(row) -> tuple:
+  """(step, evaluation) of a collected row's last evaluation."""
+  step = max(row["evaluations"], key=int)
+  return step, row["evaluations"][step]
+
+
+def _welch_cell(final, reference) -> str:
+  """Welch's two-sided p that final's FID has reference's mean, with t's
+  sign ("-" for the reference itself or without one)."""
+  if reference is None or final is reference:
+    return "-"
+  t, _, p = seeds.welch_t_test(final["per_seed"]["fid"],
+                               reference["per_seed"]["fid"])
+  return f"{p:.2g} ({'lower' if t < 0 else 'higher'})"
+
+
 def seeds_table() -> str:
   """benchmarks/results/runs/seeds/*.json (runs of several seeds in one
   program): a row per run at its last evaluation, mean ± 95% CI over seeds,
-  each seed's FID, and D(x) / D(G(z)) over the last 500 steps."""
+  each seed's FID, Welch's p against the reference's seeds
+  (seeds/REFERENCE_SEEDS.json) at the same step, and D(x) / D(G(z)) over
+  the last 500 steps."""
   lines = ["| recipe (`--config=experiments/...`, then overrides) | step | "
            "seeds | " + MEAN_HEAD
-           + " | FID per seed | D(x) / D(G(z)), last 500 steps | loop time |",
-           "| --- |" + " ---: |" * (len(MEAN_KEYS) + 5)]
+           + " | FID per seed | FID against the reference: Welch's p | "
+           "D(x) / D(G(z)), last 500 steps | loop time |",
+           "| --- |" + " ---: |" * (len(MEAN_KEYS) + 6)]
   notes = []
+  rows = []
   for path in sorted(glob.glob(os.path.join(RESULTS, "seeds", "*.json"))):
     with open(path, encoding="utf-8") as f:
-      row = json.load(f)
-    step = max(row["evaluations"], key=int)
-    final = row["evaluations"][step]
+      rows.append(json.load(f))
+  finals = {row["name"]: _final(row) for row in rows}
+  reference = finals.get(REFERENCE_SEEDS)
+  for row in rows:
+    step, final = finals[row["name"]]
+    same_step = reference is not None and reference[0] == step
     recipe = row["command"].split("--config=experiments/", 1)[-1]
     loop = (f"{row['loop_seconds']:,.0f} s" if row["loop_seconds"] else "-")
     if row.get("note"):
@@ -340,6 +367,7 @@ def seeds_table() -> str:
         + [f"{_fmt(k, final[k])} ± {_fmt(k, final['ci95'][k])}"
            for k in MEAN_KEYS]
         + [" / ".join(_fmt("fid", v) for v in final["per_seed"]["fid"]),
+           _welch_cell(final, reference[1] if same_step else None),
            _late_cell(final.get("last_500_steps")), loop]) + " |")
   return "\n".join(lines + [""] + [f"- {n}" for n in notes])
 

@@ -60,6 +60,30 @@ def mean_ci95(values) -> tuple:
   return mean, t975(values.size - 1) * sem
 
 
+def welch_t_test(a, b) -> tuple:
+  """Welch's t-test that two sets of seeds share a mean, their variances
+  unequal: (t, degrees of freedom (Welch-Satterthwaite), two-sided p).
+
+  For "is recipe A's FID different from recipe B's?" over a few seeds each.
+  Raises ValueError for fewer than two values on a side or no spread at all.
+  """
+  a, b = (np.asarray(x, np.float64) for x in (a, b))
+  if a.size < 2 or b.size < 2:
+    raise ValueError(f"Welch's t-test needs >= 2 values on each side, got "
+                     f"{a.size} and {b.size}")
+  var_a, var_b = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+  if var_a + var_b == 0:
+    raise ValueError("Welch's t-test: neither side varies; t is undefined")
+  t = float(a.mean() - b.mean()) / math.sqrt(var_a + var_b)
+  df = float((var_a + var_b) ** 2 / (var_a ** 2 / (a.size - 1)
+                                     + var_b ** 2 / (b.size - 1)))
+  # P(|T| > |t|) for Student's t with df degrees of freedom.
+  import jax  # pylint: disable=g-import-not-at-top
+  with jax.enable_x64(True):
+    p = float(jax.scipy.special.betainc(df / 2, 0.5, df / (df + t * t)))
+  return t, df, p
+
+
 def summarize(results: dict) -> dict:
   """{"seeds": [...], "per_seed": {metric: [...]}, "mean": {...},
   "ci95": {...}} over `results` ({seed: evaluation dict}), for every numeric

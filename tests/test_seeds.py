@@ -191,6 +191,23 @@ def test_t_quantiles_and_interval_match_scipy():
     seeds_lib.t975(0)
 
 
+def test_welch_t_test_matches_scipy():
+  rng = np.random.default_rng(0)
+  for size_a, size_b, shift, scale in [(3, 3, -30.0, 1.0), (3, 3, 2.0, 5.0),
+                                       (2, 5, 10.0, 0.2), (6, 4, 0.0, 3.0)]:
+    a = rng.normal(100.0 + shift, 5.0 * scale, size_a)
+    b = rng.normal(100.0, 5.0, size_b)
+    t, df, p = seeds_lib.welch_t_test(a, b)
+    expected = scipy.stats.ttest_ind(a, b, equal_var=False)
+    assert t == pytest.approx(expected.statistic, rel=1e-9)
+    assert df == pytest.approx(expected.df, rel=1e-9)
+    assert p == pytest.approx(expected.pvalue, rel=1e-6, abs=1e-12)
+  with pytest.raises(ValueError, match="2 values on each side"):
+    seeds_lib.welch_t_test([1.0], [1.0, 2.0])
+  with pytest.raises(ValueError, match="neither side varies"):
+    seeds_lib.welch_t_test([1.0, 1.0], [2.0, 2.0])
+
+
 def test_vmapped_seeds_agree_with_single_runs(fashion_train):
   """seed_batching="vmap": one batched program. Batched kernels sum in
   another order, so a seed agrees with its single run to float rounding
