@@ -1,7 +1,7 @@
 """Results rows of the docs, generated from committed JSON.
 
   python benchmarks/results_table.py collect NAME RUNDIR [--log=TRAIN.log]
-      [--group=equal_time|seeds|ablations] [--previous='{"fid": F, "recall": R, "source": "README.md at COMMIT"}']
+      [--group=equal_time|seeds|ablations|stacked] [--previous='{"fid": F, "recall": R, "source": "README.md at COMMIT"}']
       [--note=TEXT]
   python benchmarks/results_table.py collect-sweep NAME SWEEPDIR [--log=TRAIN.log]
       [--note=TEXT]
@@ -27,7 +27,8 @@ single runs that change one piece of a recipe (group ablations),
 the recipes at equal training time (group equal_time), the recipes' step costs from
 benchmarks/results/recipe_cost_cpu.json, the EMA statistics study from
 benchmarks/results/ema_statistics_cpu.json, Stacked Fashion-MNIST's
-calibration from benchmarks/results/calibration_stacked_cpu.json, the
+calibration from benchmarks/results/calibration_stacked_cpu.json,
+generators trained on it with their mode coverage (group stacked), the
 tuning sweeps from benchmarks/results/sweeps/*.json), and so does each of
 docs/performance.md (the step-time tables from
 benchmarks/results/step_time_*.json); they are never edited by hand.
@@ -47,11 +48,13 @@ RESULTS = os.path.join(ROOT, "benchmarks", "results", "runs")
 SWEEPS = os.path.join(ROOT, "benchmarks", "results", "sweeps")
 DOC = os.path.join(ROOT, "docs", "results.md")
 # collect's --group: a subfolder of RESULTS, each a table of its own.
-GROUPS = ("", "seeds", "ablations", "equal_time")
+GROUPS = ("", "seeds", "ablations", "equal_time", "stacked")
 # The row of the seeds table the others are tested against (Welch's t-test).
 REFERENCE_SEEDS = "fashion"
 KEYS = ("fid", "kid", "precision", "recall", "density", "coverage",
         "classes_covered")
+# Stacked Fashion-MNIST's mode coverage (ganjax/stacked.py), kept when present.
+MODE_KEYS = ("modes_covered", "mode_kl")
 
 
 def collect(name, rundir, log=None, previous=None, note=None,
@@ -81,7 +84,9 @@ def collect(name, rundir, log=None, previous=None, note=None,
     if "mean" in result:  # several seeds: their summary (ganjax.seeds)
       evals[str(result["step"])] = _over_seeds(rundir, path, result)
     else:
-      evals[str(result["step"])] = {k: result[k] for k in KEYS + ("protocol",)}
+      evals[str(result["step"])] = {
+          k: result[k] for k in KEYS + MODE_KEYS + ("protocol",)
+          if k in result}
   if not evals:
     raise SystemExit(f"{rundir}/eval/ holds no evaluations; train with "
                      "eval_every > 0 or run ganjax.evaluate first")
@@ -107,6 +112,9 @@ def _check_kind(path, result, group):
   if "points" in result:
     raise SystemExit(f"{path} is a sweep's summary: collect it with "
                      "collect-sweep NAME SWEEPDIR")
+  if group == "stacked" and "modes_covered" not in result:
+    raise SystemExit(f"{path} has no mode coverage: --group=stacked takes a "
+                     "run on stacked_fashion_mnist")
   if "mean" in result and group != "seeds":
     raise SystemExit(f"{path} is the summary of a run of several seeds: "
                      "collect it with --group=seeds")
@@ -321,6 +329,34 @@ def equal_time_table() -> str:
   return "\n".join(lines + [""] + [f"- {n}" for n in notes])
 
 
+def stacked_table() -> str:
+  """benchmarks/results/runs/stacked/*.json (generators trained on Stacked
+  Fashion-MNIST): a row per evaluation, its modes covered and KL from
+  uniform beside FID and recall, as the calibration table shows them."""
+  lines = ["| recipe (`--config=experiments/...`, then overrides) | step | "
+           "FID | recall | modes covered (of 1,000) | KL from uniform | "
+           "wall time to this step |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+  notes = []
+  for path in sorted(glob.glob(os.path.join(RESULTS, "stacked", "*.json"))):
+    with open(path, encoding="utf-8") as f:
+      row = json.load(f)
+    recipe = row["command"].split("--config=experiments/", 1)[-1]
+    if row.get("note"):
+      notes.append(f"`{row['name']}`: {row['note']}.")
+    for step in sorted(row["evaluations"], key=int):
+      result = row["evaluations"][step]
+      seconds = result.get("seconds_from_start")
+      lines.append("| " + " | ".join(
+          [f"`{recipe}`", f"{int(step):,}", _fmt("fid", result["fid"]),
+           _fmt("recall", result["recall"]), str(result["modes_covered"]),
+           f"{result['mode_kl']:.3f}",
+           f"{seconds:,.0f} s" if seconds else "-"]) + " |")
+  if len(lines) == 2:
+    return "(No generator trained on Stacked Fashion-MNIST is committed yet.)"
+  return "\n".join(lines + [""] + [f"- {n}" for n in notes])
+
+
 def _final(row) -> tuple:
   """(step, evaluation) of a collected row's last evaluation."""
   step = max(row["evaluations"], key=int)
@@ -498,6 +534,7 @@ SECTIONS = {
           "recipe_cost": recipe_cost_table,
           "ema_statistics": ema_statistics_table,
           "stacked_calibration": stacked_calibration_table,
+          "stacked": stacked_table,
           "sweeps": sweeps_table},
     PERFORMANCE_DOC: {
         "step_time_cpu": lambda: step_time_table(

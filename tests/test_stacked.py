@@ -1,6 +1,10 @@
 """Stacked Fashion-MNIST: the mode count and KL on sets whose answer is
 known, the stacking, the evaluator on real stacked data, and training."""
 
+import json
+import os
+import shutil
+
 import numpy as np
 import pytest
 
@@ -8,6 +12,7 @@ from ganjax import input_pipeline
 from ganjax import metrics
 from ganjax import stacked
 from ganjax import trainer
+from tests.conftest import REPO
 from tests.conftest import smoke_config
 
 
@@ -56,14 +61,39 @@ def test_evaluator_counts_the_modes_of_real_and_collapsed_sets():
   assert real["fid"] < collapsed["fid"]
 
 
-def test_training_on_stacked_data(tmp_path):
+def test_training_on_stacked_data(tmp_path, monkeypatch):
+  """Training writes the mode coverage, and the docs' stacked table
+  (benchmarks/results_table.py collect --group=stacked) shows it."""
   config = smoke_config(dataset=stacked.NAME, eval_every=8,
                         eval_num_samples=200)
-  state = trainer.train_and_evaluate(config, str(tmp_path))
+  workdir = tmp_path / "run"
+  state = trainer.train_and_evaluate(config, str(workdir))
   assert int(state.step) == 8
-  with open(tmp_path / "eval" / "step_0000008.json", encoding="utf-8") as f:
-    text = f.read()
-  assert '"modes_covered"' in text and '"mode_kl"' in text
+  with open(workdir / "eval" / "step_0000008.json", encoding="utf-8") as f:
+    result = json.load(f)
+  assert 1 <= result["modes_covered"] <= stacked.NUM_MODES
+  assert result["mode_kl"] >= 0
+
+  monkeypatch.syspath_prepend(os.path.join(REPO, "benchmarks"))
+  import results_table  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(results_table, "RESULTS", str(tmp_path / "results"))
+  row = results_table.collect("smoke", str(workdir), group="stacked",
+                              note="A note.")
+  for key in ("fid", "recall", "modes_covered", "mode_kl"):
+    assert row["evaluations"]["8"][key] == result[key]
+  text = results_table.stacked_table()
+  assert (f"| 8 | {result['fid']:.1f} | {result['recall']:.3f} | "
+          f"{result['modes_covered']} | {result['mode_kl']:.3f} |") in text
+  assert "A note." in text
+  # A run without mode coverage is refused for the stacked table.
+  plain = tmp_path / "plain"
+  os.makedirs(plain / "eval")
+  shutil.copy(workdir / "run.json", plain)
+  (plain / "eval" / "step_0000008.json").write_text(json.dumps(
+      {k: v for k, v in result.items()
+       if k not in results_table.MODE_KEYS}))
+  with pytest.raises(SystemExit, match="no mode coverage"):
+    results_table.collect("plain", str(plain), group="stacked")
 
 
 @pytest.mark.parametrize("split", ["train", "test"])
