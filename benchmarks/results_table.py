@@ -37,11 +37,10 @@ benchmarks/results/step_time_*.json); they are never edited by hand.
 import argparse
 import glob
 import json
+import math
 import os
 import re
 import sys
-
-from ganjax import seeds
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results", "runs")
@@ -85,8 +84,8 @@ def collect(name, rundir, log=None, previous=None, note=None,
       evals[str(result["step"])] = _over_seeds(rundir, path, result)
     else:
       evals[str(result["step"])] = {
-          k: result[k] for k in KEYS + MODE_KEYS + ("protocol",)
-          if k in result}
+          **{k: result[k] for k in KEYS + ("protocol",)},
+          **{k: result[k] for k in MODE_KEYS if k in result}}
   if not evals:
     raise SystemExit(f"{rundir}/eval/ holds no evaluations; train with "
                      "eval_every > 0 or run ganjax.evaluate first")
@@ -112,9 +111,16 @@ def _check_kind(path, result, group):
   if "points" in result:
     raise SystemExit(f"{path} is a sweep's summary: collect it with "
                      "collect-sweep NAME SWEEPDIR")
-  if group == "stacked" and "modes_covered" not in result:
+  has_modes = "modes_covered" in result.get("mean", result)
+  if group == "stacked" and "mean" in result:
+    raise SystemExit(f"{path} is the summary of a run of several seeds: "
+                     "--group=stacked takes one seed's run")
+  if group == "stacked" and not has_modes:
     raise SystemExit(f"{path} has no mode coverage: --group=stacked takes a "
                      "run on stacked_fashion_mnist")
+  if group != "stacked" and has_modes:
+    raise SystemExit(f"{path} is a Stacked Fashion-MNIST evaluation: collect "
+                     "it with --group=stacked")
   if "mean" in result and group != "seeds":
     raise SystemExit(f"{path} is the summary of a run of several seeds: "
                      "collect it with --group=seeds")
@@ -364,13 +370,22 @@ def _final(row) -> tuple:
 
 
 def _welch_cell(final, reference) -> str:
-  """Welch's two-sided p that final's FID has reference's mean, with t's
-  sign ("-" for the reference itself or without one)."""
-  if reference is None or final is reference:
+  """Welch's two-sided p that final's FID has reference's mean, and whether
+  final's is lower or higher; "-" for the reference itself, without one,
+  for another evaluation protocol, or where the test has no answer (a
+  diverged seed's NaN, no spread)."""
+  from ganjax import seeds  # pylint: disable=g-import-not-at-top
+  if (reference is None or final is reference
+      or final["protocol"] != reference["protocol"]):
     return "-"
-  t, _, p = seeds.welch_t_test(final["per_seed"]["fid"],
-                               reference["per_seed"]["fid"])
-  return f"{p:.2g} ({'lower' if t < 0 else 'higher'})"
+  try:
+    t, _, p = seeds.welch_t_test(final["per_seed"]["fid"],
+                                 reference["per_seed"]["fid"])
+  except ValueError:
+    return "-"
+  if math.isnan(p):
+    return "-"
+  return f"{p:.2g} ({'lower' if t < 0 else 'higher' if t > 0 else 'same mean'})"
 
 
 def seeds_table() -> str:

@@ -1,4 +1,4 @@
-"""The conditional recipe with an EMA generator and doubled learning rates.
+"""The conditional recipe with an EMA generator; learning rates 2e-3.
 
 `fashion_conditional.py` (label-embedding G, projection D, the reference's
 RMSprop, BCE and dropout 0.4) plus:

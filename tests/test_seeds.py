@@ -125,6 +125,30 @@ def test_the_docs_row_of_a_run_of_seeds_is_its_summary(two_seed_run, tmp_path,
   assert f"| 8 | 3, 4 | {fid:.1f} ± {ci:.1f} |" in line
   assert " / ".join(f"{v:.1f}" for v in summary["per_seed"]["fid"]) in line
   assert "A note." in results_table.seeds_table()
+  # Each row's Welch p against the reference's seeds (REFERENCE_SEEDS), at
+  # the same step and protocol; the reference's own cell is "-".
+  reference = results_table.collect(results_table.REFERENCE_SEEDS, workdir,
+                                    group="seeds")
+  ref_fids = [v + 40.0 + 3.0 * i for i, v in
+              enumerate(reference["evaluations"]["8"]["per_seed"]["fid"])]
+  reference["evaluations"]["8"]["per_seed"]["fid"] = ref_fids
+  ref_path = os.path.join(tmp_path, "seeds",
+                          f"{results_table.REFERENCE_SEEDS}.json")
+  def write_reference():
+    with open(ref_path, "w", encoding="utf-8") as f:
+      json.dump(reference, f)
+  write_reference()
+  _, _, p = seeds_lib.welch_t_test(summary["per_seed"]["fid"], ref_fids)
+  rows = [l.split(" | ") for l in results_table.seeds_table().splitlines()
+          if l.startswith("| `")]
+  welch = [r[len(results_table.MEAN_KEYS) + 4] for r in rows]
+  assert sorted(welch) == sorted(["-", f"{p:.2g} (lower)"])
+  reference["evaluations"]["8"]["protocol"] = "another-protocol"
+  write_reference()
+  rows = [l.split(" | ") for l in results_table.seeds_table().splitlines()
+          if l.startswith("| `")]
+  assert [r[len(results_table.MEAN_KEYS) + 4] for r in rows] == ["-", "-"]
+  os.remove(ref_path)
   # A summary over seeds goes in the seeds group, and only there.
   with pytest.raises(SystemExit, match="several seeds: collect it with "
                      "--group=seeds"):

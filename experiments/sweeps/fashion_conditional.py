@@ -6,13 +6,13 @@ this sweep's best (FID 64.4; 4e-3: 90.8;
 benchmarks/results/sweeps/fashion_conditional.json). At 3,000 steps it
 scored FID 163.7 with recall 0.202 (docs/results.md, "The recipes
 compared"): worse than the unconditional reference (131.6), though it is
-given the labels, and its recall is low. The same recipe with an EMA
+given the labels, and its recall was low. The same recipe with an EMA
 generator and both learning rates doubled to 2e-3,
 experiments/fashion_conditional_ema.py, scores 43.2 +- 4.0 over three
 seeds. That recipe changed two things at once; this sweep asks how much of
 it the learning rate alone gives, and whether the rate should go further:
-both networks' rate at 2e-3 and 4e-3 (the recipe's 1e-3 is its row of the
-results table, not trained again). The EMA only shadows G's weights
+both networks' rate at 2e-3 and 4e-3 (the untuned recipe's 1e-3 is its
+row of the results table, not trained again). The EMA only shadows G's weights
 (nothing trains against it), so the 2e-3 point trains what
 fashion_conditional_ema.py's seed 0 trains and scores the raw generator
 instead of the average: what the EMA adds at 3,000 steps is the
