@@ -94,6 +94,10 @@ def test_training_on_stacked_data(tmp_path, monkeypatch):
        if k not in results_table.MODE_KEYS}))
   with pytest.raises(SystemExit, match="no mode coverage"):
     results_table.collect("plain", str(plain), group="stacked")
+  # ... and a stacked run is refused by the other tables.
+  for group in ("", "ablations", "equal_time"):
+    with pytest.raises(SystemExit, match="collect it with --group=stacked"):
+      results_table.collect("smoke", str(workdir), group=group)
 
 
 @pytest.mark.parametrize("split", ["train", "test"])
