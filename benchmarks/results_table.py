@@ -309,6 +309,15 @@ def _seconds_to_evaluations(log) -> dict:
   return out
 
 
+def _rows(group) -> list:
+  """The collected rows of benchmarks/results/runs/GROUP/, by file name."""
+  rows = []
+  for path in sorted(glob.glob(os.path.join(RESULTS, group, "*.json"))):
+    with open(path, encoding="utf-8") as f:
+      rows.append(json.load(f))
+  return rows
+
+
 def equal_time_table() -> str:
   """benchmarks/results/runs/equal_time/*.json: a row per evaluation, with
   the wall time from the start of training to it."""
@@ -316,10 +325,7 @@ def equal_time_table() -> str:
            "precision | recall | density | coverage | classes | wall time "
            "to this step |", "| --- |" + " ---: |" * (len(KEYS) + 2)]
   notes = []
-  for path in sorted(glob.glob(os.path.join(RESULTS, "equal_time",
-                                            "*.json"))):
-    with open(path, encoding="utf-8") as f:
-      row = json.load(f)
+  for row in _rows("equal_time"):
     recipe = row["command"].split("--config=experiments/", 1)[-1]
     recipe = recipe.split(" ", 1)[0]
     if row.get("note"):
@@ -344,9 +350,7 @@ def stacked_table() -> str:
            "wall time to this step |",
            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
   notes = []
-  for path in sorted(glob.glob(os.path.join(RESULTS, "stacked", "*.json"))):
-    with open(path, encoding="utf-8") as f:
-      row = json.load(f)
+  for row in _rows("stacked"):
     recipe = row["command"].split("--config=experiments/", 1)[-1]
     if row.get("note"):
       notes.append(f"`{row['name']}`: {row['note']}.")
@@ -374,10 +378,10 @@ def _welch_cell(final, reference) -> str:
   final's is lower or higher; "-" for the reference itself, without one,
   for another evaluation protocol, or where the test has no answer (a
   diverged seed's NaN, no spread)."""
-  from ganjax import seeds  # pylint: disable=g-import-not-at-top
   if (reference is None or final is reference
       or final["protocol"] != reference["protocol"]):
     return "-"
+  from ganjax import seeds  # pylint: disable=g-import-not-at-top
   try:
     t, _, p = seeds.welch_t_test(final["per_seed"]["fid"],
                                  reference["per_seed"]["fid"])
@@ -400,10 +404,7 @@ def seeds_table() -> str:
            "D(x) / D(G(z)), last 500 steps | loop time |",
            "| --- |" + " ---: |" * (len(MEAN_KEYS) + 6)]
   notes = []
-  rows = []
-  for path in sorted(glob.glob(os.path.join(RESULTS, "seeds", "*.json"))):
-    with open(path, encoding="utf-8") as f:
-      rows.append(json.load(f))
+  rows = _rows("seeds")
   finals = {row["name"]: _final(row) for row in rows}
   reference = finals.get(REFERENCE_SEEDS)
   for row in rows:
@@ -438,10 +439,7 @@ def _fmt(key, value):
 def table(group="") -> str:
   """The markdown table of every JSON in benchmarks/results/runs/GROUP/,
   sorted by file name, with its notes below."""
-  rows = []
-  for path in sorted(glob.glob(os.path.join(RESULTS, group, "*.json"))):
-    with open(path, encoding="utf-8") as f:
-      rows.append(json.load(f))
+  rows = _rows(group)
   head = ("| recipe (`--config=experiments/...`, then overrides) | FID | "
           "KID | precision | recall | density | coverage | classes | FID at "
           "1k / 2k steps | earlier: FID / recall | cores | loop time |")

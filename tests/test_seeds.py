@@ -2,6 +2,7 @@
 run, outputs per seed, the summary over seeds, a seed's own rollback."""
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -134,20 +135,20 @@ def test_the_docs_row_of_a_run_of_seeds_is_its_summary(two_seed_run, tmp_path,
   reference["evaluations"]["8"]["per_seed"]["fid"] = ref_fids
   ref_path = os.path.join(tmp_path, "seeds",
                           f"{results_table.REFERENCE_SEEDS}.json")
-  def write_reference():
+  def welch_cells():  # of the two rows, after writing the reference
     with open(ref_path, "w", encoding="utf-8") as f:
       json.dump(reference, f)
-  write_reference()
+    return sorted(line.split(" | ")[len(results_table.MEAN_KEYS) + 4]
+                  for line in results_table.seeds_table().splitlines()
+                  if line.startswith("| `"))
   _, _, p = seeds_lib.welch_t_test(summary["per_seed"]["fid"], ref_fids)
-  rows = [l.split(" | ") for l in results_table.seeds_table().splitlines()
-          if l.startswith("| `")]
-  welch = [r[len(results_table.MEAN_KEYS) + 4] for r in rows]
-  assert sorted(welch) == sorted(["-", f"{p:.2g} (lower)"])
+  assert welch_cells() == sorted(["-", f"{p:.2g} (lower)"])
+  # No answer with a diverged (NaN) seed, or for another protocol.
+  reference["evaluations"]["8"]["per_seed"]["fid"] = [ref_fids[0], math.nan]
+  assert welch_cells() == ["-", "-"]
+  reference["evaluations"]["8"]["per_seed"]["fid"] = ref_fids
   reference["evaluations"]["8"]["protocol"] = "another-protocol"
-  write_reference()
-  rows = [l.split(" | ") for l in results_table.seeds_table().splitlines()
-          if l.startswith("| `")]
-  assert [r[len(results_table.MEAN_KEYS) + 4] for r in rows] == ["-", "-"]
+  assert welch_cells() == ["-", "-"]
   os.remove(ref_path)
   # A summary over seeds goes in the seeds group, and only there.
   with pytest.raises(SystemExit, match="several seeds: collect it with "
