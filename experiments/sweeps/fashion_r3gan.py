@@ -3,9 +3,10 @@ time budget.
 
 On this CPU an R3GAN step costs 4.6 reference steps
 (benchmarks/results/recipe_cost_cpu.json), so the time the reference needs
-for its 3,000 steps buys R3GAN 680 (docs/results.md, "Unconditional recipes
-at equal training time"; FID 425.2 there, one seed, with the fix-up scale
-of an older commit). Its FID also falls more slowly per step than the
+for its 3,000 steps buys R3GAN about 650; 680 is where the equal-time run
+evaluated first, at 826 s against the reference's 750 s (docs/results.md,
+"Unconditional recipes at equal training time"; FID 425.2 there, one seed,
+with the fix-up scale of an older commit). Its FID also falls more slowly per step than the
 reference's (343.6 at 2,720 steps against the reference's 129.2 at 3,000),
 so step cost is not all that holds it back. The paper's learning rate, 2e-4
 for both networks with Adam beta1 0, is set for runs of tens of millions of
@@ -25,7 +26,7 @@ from ganjax import recipes
 
 r3gan = recipes.sibling(__file__, "../fashion_r3gan")
 
-BUDGET_STEPS = 680  # the reference's 3,000-step wall time, in R3GAN steps
+BUDGET_STEPS = 680  # the equal-time run's step at the reference's budget
 
 
 def get_config(arg=None):
