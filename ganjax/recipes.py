@@ -52,14 +52,17 @@ def sibling(recipe_file: str, name: str):
                                   f"{name}.py"))
 
 
-def tuning_sweep(recipe, arg, sweep: str):
+def tuning_sweep(recipe, arg, sweep: str, steps: int = 3000):
   """`recipe`'s config (a module with get_config) at variant `arg` (default
-  "short", the 3,000-step schedule) with `config.sweep = sweep`, scored once,
-  at the end, when it runs the full schedule: a tuning sweep's config."""
+  "short", the 3,000-step schedule) with `config.sweep = sweep`: a tuning
+  sweep's config. On the short schedule it trains `steps` steps (e.g. a
+  time budget), scored and checkpointed once, at the end; :smoke is kept."""
   config = recipe.get_config(arg or "short")
   config.sweep = sweep
   if config.num_steps == 3000:
-    config.eval_every = 3000
+    config.num_steps = config.eval_every = steps
+    if steps != 3000:
+      config.checkpoint_every = steps
   return config
 
 

@@ -30,9 +30,6 @@ BUDGET_STEPS = 680  # the equal-time run's step at the reference's budget
 
 
 def get_config(arg=None):
-  config = recipes.tuning_sweep(r3gan, arg,
-                                "g_learning_rate+d_learning_rate=2e-4,1e-3")
-  if config.num_steps == 3000:  # the short schedule, not :smoke
-    config.num_steps = config.eval_every = BUDGET_STEPS
-    config.checkpoint_every = BUDGET_STEPS
-  return config
+  return recipes.tuning_sweep(r3gan, arg,
+                              "g_learning_rate+d_learning_rate=2e-4,1e-3",
+                              steps=BUDGET_STEPS)
