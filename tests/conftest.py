@@ -1,12 +1,19 @@
-"""Test set-up: 4 fake CPU devices and strict numpy rank promotion.
+"""Test set-up: 4 fake CPU devices, strict numpy rank promotion, and one
+persistent compilation cache for the whole run.
 
-No persistent compilation cache by default (GANJAX_TEST_CACHE=DIR turns one
-on): with it, once one process held the whole suite's programs, CI crashed
-reading an executable back; without it, the same test aborted compiling.
-Both were the mapping limit that `_release_compiled_programs` works around."""
+The cache is a fresh directory per `pytest` run, made by the first process
+that loads this file (the xdist controller) and handed through the
+environment to its workers and to the ganjax commands the tests start, so a
+program that several tests (or processes) build is compiled once per run and
+no run reads another's executables. GANJAX_TEST_CACHE=DIR keeps the cache in
+DIR across runs; GANJAX_TEST_CACHE=off compiles everything afresh. (When one
+process held the whole suite's programs, reading an executable back crashed
+once: that was the mapping limit `_release_compiled_programs` works around.)"""
 
 import gc
 import os
+import shutil
+import tempfile
 
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                            " --xla_force_host_platform_device_count=4")
@@ -17,11 +24,24 @@ import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
-CACHE_DIR = os.environ.get("GANJAX_TEST_CACHE")
+if "GANJAX_TEST_CACHE" not in os.environ:
+  os.environ["GANJAX_TEST_CACHE"] = tempfile.mkdtemp(prefix="ganjax-test-cache-")
+  _OWN_CACHE = os.environ["GANJAX_TEST_CACHE"]  # removed when the run ends
+else:
+  _OWN_CACHE = None
+CACHE_DIR = os.environ["GANJAX_TEST_CACHE"]
+if CACHE_DIR == "off":
+  CACHE_DIR = None
 if CACHE_DIR:
   jax.config.update("jax_compilation_cache_dir", CACHE_DIR)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def pytest_unconfigure(config):
+  del config
+  if _OWN_CACHE:
+    shutil.rmtree(_OWN_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True, scope="module")
