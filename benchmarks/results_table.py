@@ -318,16 +318,27 @@ def _rows(group) -> list:
   return rows
 
 
+SCHEDULE_FIELDS = ("num_steps", "eval_every", "checkpoint_every")
+
+
+def _recipe(row, leave_out=()) -> str:
+  """The recipe cell: the run's command from its config file on, less the
+  overrides of the fields in `leave_out`."""
+  words = row["command"].split("--config=experiments/", 1)[-1].split(" ")
+  return " ".join(w for w in words if not any(
+      w.startswith(f"--config.{field}=") for field in leave_out))
+
+
 def equal_time_table() -> str:
   """benchmarks/results/runs/equal_time/*.json: a row per evaluation, with
   the wall time from the start of training to it."""
-  lines = ["| recipe (`--config=experiments/...`) | step | FID | KID | "
+  lines = ["| recipe (`--config=experiments/...`, then overrides but the "
+           "schedule's) | step | FID | KID | "
            "precision | recall | density | coverage | classes | wall time "
            "to this step |", "| --- |" + " ---: |" * (len(KEYS) + 2)]
   notes = []
   for row in _rows("equal_time"):
-    recipe = row["command"].split("--config=experiments/", 1)[-1]
-    recipe = recipe.split(" ", 1)[0]
+    recipe = _recipe(row, leave_out=SCHEDULE_FIELDS)
     if row.get("note"):
       notes.append(f"`{row['name']}` (`{recipe}`): {row['note']}. Command: "
                    f"`{row['command']}`.")
@@ -351,7 +362,7 @@ def stacked_table() -> str:
            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
   notes = []
   for row in _rows("stacked"):
-    recipe = row["command"].split("--config=experiments/", 1)[-1]
+    recipe = _recipe(row)
     if row.get("note"):
       notes.append(f"`{row['name']}`: {row['note']}.")
     for step in sorted(row["evaluations"], key=int):
@@ -410,7 +421,7 @@ def seeds_table() -> str:
   for row in rows:
     step, final = finals[row["name"]]
     same_step = reference is not None and reference[0] == step
-    recipe = row["command"].split("--config=experiments/", 1)[-1]
+    recipe = _recipe(row)
     loop = (f"{row['loop_seconds']:,.0f} s" if row["loop_seconds"] else "-")
     if row.get("note"):
       notes.append(f"`{row['name']}`: {row['note']}.")
@@ -458,7 +469,7 @@ def table(group="") -> str:
       notes.append(f"`{row['name']}`, earlier numbers: {prev['source']}.")
     if row.get("note"):
       notes.append(f"`{row['name']}`: {row['note']}.")
-    recipe = row["command"].split("--config=experiments/", 1)[-1]
+    recipe = _recipe(row)
     cells = [f"`{recipe}`"] + [_fmt(k, final[k]) for k in KEYS]
     lines.append("| " + " | ".join(
         cells + [early, earlier, str(cores), loop]) + " |")

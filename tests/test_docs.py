@@ -1,5 +1,6 @@
 """The documentation's Python examples run as written."""
 
+import json
 import os
 import re
 import subprocess
@@ -46,6 +47,26 @@ def test_results_rows_are_generated_from_committed_json():
       [sys.executable, os.path.join("benchmarks", "results_table.py"),
        "check"], cwd=REPO, capture_output=True, text=True, timeout=120)
   assert result.returncode == 0, result.stderr
+
+
+def test_equal_time_rows_name_the_recipe_changes_but_not_the_schedule(
+    tmp_path, monkeypatch):
+  """Two runs of one recipe file at equal time are told apart by their
+  overrides; how long each ran is the table's step column, not its name."""
+  monkeypatch.syspath_prepend(os.path.join(REPO, "benchmarks"))
+  import results_table  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(results_table, "RESULTS", str(tmp_path))
+  os.makedirs(tmp_path / "equal_time")
+  result = dict(dict.fromkeys(results_table.KEYS, 1.0), classes_covered=10)
+  for name, extra in (("plain", ""), ("lazy", " --config.penalties=r1:0.1:5")):
+    (tmp_path / "equal_time" / f"{name}.json").write_text(json.dumps(dict(
+        name=name, note="", evaluations={"4": result}, command=(
+            "python -m ganjax.train --config=experiments/fashion_r3gan.py"
+            f"{extra} --config.num_steps=4 --config.eval_every=4"))))
+  cells = [line.split(" | ")[0] for line in
+           results_table.equal_time_table().splitlines()[2:] if line]
+  assert cells == ["| `fashion_r3gan.py --config.penalties=r1:0.1:5`",
+                   "| `fashion_r3gan.py`"]
 
 
 def test_readme_names_every_make_target_and_the_same_durations():
