@@ -1,7 +1,8 @@
 """R3GAN's generator and discriminator (Huang et al., "The GAN is dead; long
 live the GAN! A Modern GAN Baseline", NeurIPS 2024), sized for 28x28 and
 32x32 images and registered as `config.architecture` "r3gan28" and "r3gan32"
-through the public `models.register_architecture`.
+through the public `models.register_architecture`; "r3gan28_full" is
+"r3gan28" with residual blocks at 28x28 too (`full_resolution_blocks`).
 
 What is kept from the paper:
 - no normalization layers at all;
@@ -159,5 +160,15 @@ class Discriminator32(Discriminator):
   image_size: int = 32
 
 
+class GeneratorFull(Generator):
+  full_resolution_blocks: bool = True
+
+
+class DiscriminatorFull(Discriminator):
+  full_resolution_blocks: bool = True
+
+
 models.register_architecture("r3gan28", Generator, Discriminator, (28, 28))
+models.register_architecture("r3gan28_full", GeneratorFull, DiscriminatorFull,
+                             (28, 28))
 models.register_architecture("r3gan32", Generator32, Discriminator32, (32, 32))

@@ -105,8 +105,9 @@ def test_r3gan_fixup_scale_counts_the_blocks_built(blocks, full_resolution,
 
 
 @pytest.mark.parametrize("name,dataset,shape", [
-    ("r3gan28", "fashion_mnist", (28, 28, 1)), ("r3gan32", "cifar10",
-                                                 (32, 32, 3))])
+    ("r3gan28", "fashion_mnist", (28, 28, 1)),
+    ("r3gan28_full", "fashion_mnist", (28, 28, 1)),
+    ("r3gan32", "cifar10", (32, 32, 3))])
 @pytest.mark.parametrize("conditional", [False, True])
 def test_r3gan_builds_from_a_config(name, dataset, shape, conditional):
   """Registered through models.register_architecture, built by make_models
@@ -125,3 +126,8 @@ def test_r3gan_builds_from_a_config(name, dataset, shape, conditional):
   logits = discriminator.apply(d_vars, images, *labels, train=True)
   assert logits.shape == (2,) and np.all(np.isfinite(logits))
   assert ("projection" in d_vars["params"]) == conditional
+  # Blocks at 7 and 14 pixels (28 px), at 4, 8 and 16 (32 px); the _full
+  # variant adds one at 28.
+  blocks = {"r3gan28": 2, "r3gan28_full": 3, "r3gan32": 3}[name]
+  for variables in (g_vars, d_vars):
+    assert sum(k.startswith("Block") for k in variables["params"]) == blocks
