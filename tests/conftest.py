@@ -2,14 +2,15 @@
 persistent compilation cache for the whole run.
 
 The cache is a fresh directory per `pytest` run, made by the first process
-that loads this file (the xdist controller) and handed through the
-environment to its workers and to the ganjax commands the tests start, so a
-program that several tests (or processes) build is compiled once per run and
-no run reads another's executables. GANJAX_TEST_CACHE=DIR keeps the cache in
+that loads this file (the xdist controller; it removes the directory when it
+exits) and handed through the environment to its workers and to the ganjax
+commands the tests start, so a program that several tests (or processes)
+build is compiled once per run and no run reads another's executables. GANJAX_TEST_CACHE=DIR keeps the cache in
 DIR across runs; GANJAX_TEST_CACHE=off compiles everything afresh. (When one
 process held the whole suite's programs, reading an executable back crashed
 once: that was the mapping limit `_release_compiled_programs` works around.)"""
 
+import atexit
 import gc
 import os
 import shutil
@@ -26,22 +27,13 @@ import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
 jax.config.update("jax_numpy_rank_promotion", "raise")
 if "GANJAX_TEST_CACHE" not in os.environ:
   os.environ["GANJAX_TEST_CACHE"] = tempfile.mkdtemp(prefix="ganjax-test-cache-")
-  _OWN_CACHE = os.environ["GANJAX_TEST_CACHE"]  # removed when the run ends
-else:
-  _OWN_CACHE = None
+  atexit.register(shutil.rmtree, os.environ["GANJAX_TEST_CACHE"], True)
 CACHE_DIR = os.environ["GANJAX_TEST_CACHE"]
-if CACHE_DIR == "off":
-  CACHE_DIR = None
+CACHE_DIR = None if CACHE_DIR == "off" else os.path.abspath(CACHE_DIR)
 if CACHE_DIR:
   jax.config.update("jax_compilation_cache_dir", CACHE_DIR)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-
-
-def pytest_unconfigure(config):
-  del config
-  if _OWN_CACHE:
-    shutil.rmtree(_OWN_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True, scope="module")
