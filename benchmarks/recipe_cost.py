@@ -3,7 +3,8 @@
   python benchmarks/recipe_cost.py [--batch=128] [--steps_per_call=10]
       [--repeats=5] [--out=benchmarks/results/recipe_cost_cpu.json]
 
-One device, the recipes' own settings at the given batch and fused steps
+One device, the recipes' own settings at the given batch and fused steps,
+then the recipes with the overrides of VARIANTS
 (lazy R1's interval cut to a divisor of them; MNIST-sized recipes only:
 CIFAR-10 needs its data). Reports the median
 ms/step of `repeats` timed calls after a warm-up, and the ratio to the
@@ -32,11 +33,21 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPES = ("fashion", "fashion_ns_adam", "fashion_hinge_sn",
            "fashion_wgan_gp", "fashion_r1_ema_diffaug", "fashion_conditional",
            "fashion_conditional_ema", "fashion_r3gan")
+# Recipes with config overrides that docs/results.md trains and compares.
+VARIANTS = (("fashion_hinge_sn", {"ema_decay": 0.99}),
+            ("fashion_r3gan", {"penalties": "r1:0.1:5,r2:0.1:5"}),
+            ("fashion_r3gan", {"architecture": "r3gan28_full"}))
 
 
-def recipe_ms(recipe, images, labels, batch, steps_per_call, repeats):
+def overrides_text(overrides) -> str:
+  return " ".join(f"--config.{k}={v}" for k, v in overrides.items())
+
+
+def recipe_ms(recipe, images, labels, batch, steps_per_call, repeats,
+              overrides=None):
   config = recipes.load(os.path.join(ROOT, "experiments", f"{recipe}.py"))
-  config.update(batch_size=batch, steps_per_call=steps_per_call)
+  config.update(batch_size=batch, steps_per_call=steps_per_call,
+                **(overrides or {}))
   if config.r1_weight:  # lazy R1 groups must divide the fused call
     config.r1_every = math.gcd(config.r1_every, steps_per_call)
   assert all(steps_per_call % p.every == 0 for p in build.penalties(config)), (
@@ -58,13 +69,16 @@ def main():
   args = parser.parse_args()
   images, labels, _ = input_pipeline.load("fashion_mnist", "train")
   rows = []
-  for recipe in RECIPES:
+  for recipe, overrides in [(r, {}) for r in RECIPES] + list(VARIANTS):
     samples = recipe_ms(recipe, images, labels, args.batch,
-                        args.steps_per_call, args.repeats)
+                        args.steps_per_call, args.repeats, overrides)
     rows.append({"recipe": recipe, "ms_per_step": statistics.median(samples),
                  "samples_ms": samples})
+    if overrides:
+      rows[-1]["overrides"] = overrides_text(overrides)
     base = rows[0]["ms_per_step"]
-    print(f"{recipe:<26}{rows[-1]['ms_per_step']:9.1f} ms/step"
+    print(f"{recipe} {rows[-1].get('overrides', '')}".ljust(26) +
+          f"{rows[-1]['ms_per_step']:9.1f} ms/step"
           f"{rows[-1]['ms_per_step'] / base:7.2f}x", flush=True)
   for row in rows:
     row["ratio_to_reference"] = row["ms_per_step"] / rows[0]["ms_per_step"]

@@ -332,8 +332,8 @@ def _recipe(row, leave_out=()) -> str:
 def equal_time_table() -> str:
   """benchmarks/results/runs/equal_time/*.json: a row per evaluation, with
   the wall time from the start of training to it."""
-  lines = ["| recipe (`--config=experiments/...`, then overrides but the "
-           "schedule's) | step | FID | KID | "
+  lines = ["| recipe (`--config=experiments/...`, then overrides other "
+           "than the schedule's) | step | FID | KID | "
            "precision | recall | density | coverage | classes | wall time "
            "to this step |", "| --- |" + " ---: |" * (len(KEYS) + 2)]
   notes = []
@@ -484,7 +484,8 @@ def recipe_cost_table(path=os.path.join(ROOT, "benchmarks", "results",
     rows = json.load(f)["rows"]
   lines = ["| recipe | ms/step | vs reference |", "| --- | ---: | ---: |"]
   for row in rows:
-    lines.append(f"| `{row['recipe']}.py` | {row['ms_per_step']:.1f} | "
+    recipe = f"{row['recipe']}.py {row.get('overrides', '')}".strip()
+    lines.append(f"| `{recipe}` | {row['ms_per_step']:.1f} | "
                  f"{row['ratio_to_reference']:.2f}x |")
   return "\n".join(lines)
 

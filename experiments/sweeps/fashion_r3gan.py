@@ -1,8 +1,9 @@
 """Learning-rate sweep of experiments/fashion_r3gan.py at the reference's
 time budget.
 
-On this CPU an R3GAN step costs 4.6 reference steps
-(benchmarks/results/recipe_cost_cpu.json), so the time the reference needs
+On this CPU an R3GAN step cost 4.6 reference steps when this sweep was
+planned (benchmarks/results/recipe_cost_cpu.json of commit 0e36c24; 3.8
+in a later session's), so the time the reference needs
 for its 3,000 steps buys R3GAN about 650; 680 is where the equal-time run
 evaluated first, at 826 s against the reference's 750 s (docs/results.md,
 "Unconditional recipes at equal training time"; FID 425.2 there, one seed,
