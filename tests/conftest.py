@@ -5,8 +5,9 @@ The cache is a fresh directory per `pytest` run, made by the first process
 that loads this file (the xdist controller; it removes the directory when it
 exits) and handed through the environment to its workers and to the ganjax
 commands the tests start, so a program that several tests (or processes)
-build is compiled once per run and no run reads another's executables. GANJAX_TEST_CACHE=DIR keeps the cache in
-DIR across runs; GANJAX_TEST_CACHE=off compiles everything afresh. (When one
+build is compiled once per run and no run reads another's executables.
+GANJAX_TEST_CACHE=DIR keeps the cache in DIR across runs;
+GANJAX_TEST_CACHE=off compiles everything afresh. (When one
 process held the whole suite's programs, reading an executable back crashed
 once: that was the mapping limit `_release_compiled_programs` works around.)"""
 

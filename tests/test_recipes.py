@@ -61,6 +61,28 @@ def test_every_sweep_config_is_a_valid_sweep(sweep, variant):
   assert len(sweeps.points(config)) > 1
 
 
+def test_tuning_sweep_trains_its_step_budget_and_keeps_smoke():
+  """A sweep with a step budget trains, scores and checkpoints at it on the
+  short schedule; without one, 3,000 steps scored at the end; :smoke is
+  left as it is."""
+  r3gan = recipes.load_module(os.path.join(REPO, "experiments",
+                                           "fashion_r3gan.py"))
+  default = r3gan.get_config("short")
+  config = recipes.tuning_sweep(r3gan, None, "g_learning_rate=1e-3,2e-3",
+                                steps=680)
+  assert (config.num_steps, config.eval_every, config.checkpoint_every) == (
+      680, 680, 680)
+  assert config.sweep == "g_learning_rate=1e-3,2e-3"
+  config = recipes.tuning_sweep(r3gan, None, "g_learning_rate=1e-3,2e-3")
+  assert (config.num_steps, config.eval_every, config.checkpoint_every) == (
+      3000, 3000, default.checkpoint_every)
+  smoke = r3gan.get_config("smoke")
+  config = recipes.tuning_sweep(r3gan, "smoke", "g_learning_rate=1e-3,2e-3",
+                                steps=680)
+  assert (config.num_steps, config.eval_every, config.checkpoint_every) == (
+      smoke.num_steps, smoke.eval_every, smoke.checkpoint_every)
+
+
 @pytest.mark.parametrize("recipe", RECIPES[1:])
 def test_recipe_trains(recipe, tmp_path, cifar_like):
   overrides = {}
