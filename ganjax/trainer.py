@@ -153,6 +153,7 @@ class _Run:
     rundir.prepare_workdir(workdir, config)  # after every check of the input
     self.conv_impl = layers.resolve_impl(config.conv_impl)
     self.evaluator = None
+    self._sampling_cache = {}  # see sampling_variables
     if config.eval_every:  # built now, so a missing classifier fails early
       self.evaluator = metrics_lib.Evaluator(
           config.dataset, data_dir=config.data_dir or None,
@@ -201,10 +202,22 @@ class _Run:
                                self.num_examples)
 
   def sampling_variables(self, state):
+    """G's sampling variables for `state`, kept for the newest states (as
+    many as the run has members): a step's grid, its evaluation and the
+    final grid share one state, and an EMA G's standing statistics cost two
+    passes of 4,096 samples."""
     g_fields = ("g_params", "g_batch_stats", "g_ema_params")
-    local = _local({name: getattr(state, name) for name in g_fields})
-    return sampling.sampling_variables(self.sampler, state.replace(**local),
-                                       self.config.latent_dim)
+    g_tree = {name: getattr(state, name) for name in g_fields}
+    # Keyed by the arrays themselves, which the cache holds (so no other
+    # array can take their ids); the next step's state has new arrays.
+    key = tuple(map(id, jax.tree.leaves(g_tree)))
+    if key not in self._sampling_cache:
+      if len(self._sampling_cache) >= len(self.members):
+        del self._sampling_cache[next(iter(self._sampling_cache))]
+      self._sampling_cache[key] = (g_tree, sampling.sampling_variables(
+          self.sampler, state.replace(**_local(g_tree)),
+          self.config.latent_dim))
+    return self._sampling_cache[key][1]
 
   def evaluate(self, member, state, step):
     return evaluate_checkpoint(

@@ -28,7 +28,8 @@ def test_step_time_writes_nothing_without_out_and_prints_one_table():
   before = _digests()
   result = subprocess.run(
       [sys.executable, "benchmarks/step_time.py", "--batch_sizes=8",
-       "--steps_per_call=1", "--dtypes=float32", "--compare=", "--repeats=1"],
+       "--steps_per_call=1", "--dtypes=float32", "--compare=", "--repeats=1",
+       "--peak_n=256"],
       cwd=REPO, env=subprocess_env(), capture_output=True, text=True,
       timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]

@@ -57,6 +57,27 @@ def test_damaged_classifier_is_refused(tmp_path, monkeypatch):
     load("fashion_mnist")
 
 
+def test_real_statistics_are_computed_once_per_set_of_images(evaluator,
+                                                            fashion_test):
+  """An Evaluator built again in one process reuses the real images'
+  statistics; other images (one of them inverted) get their own."""
+  again = metrics.Evaluator("fashion_mnist", source="idx")
+  assert again.real["radii"] is evaluator.real["radii"]
+  images = fashion_test[0][:500].copy()
+  first = evaluator._real_statistics(images)  # pylint: disable=protected-access
+  assert evaluator._real_statistics(images)["radii"] is first["radii"]  # pylint: disable=protected-access
+  images = images.copy()  # (not in place: the first may still be reading)
+  images[0] = 255 - images[0]
+  other = evaluator._real_statistics(images)  # pylint: disable=protected-access
+  assert other["radii"] is not first["radii"]
+  assert not np.array_equal(other["features"], first["features"])
+  other["mine"] = 1  # a caller's change stays its own
+  assert "mine" not in evaluator._real_statistics(images)  # pylint: disable=protected-access
+  # Another classifier (the same file, loaded again) scores them afresh.
+  again.extractor = classifier_lib.load.__wrapped__("fashion_mnist")
+  assert again._real_statistics(images)["radii"] is not other["radii"]  # pylint: disable=protected-access
+
+
 def test_classifier_training_is_deterministic(fashion_train):
   images, labels = fashion_train[0][::60], fashion_train[1][::60]  # 1,000
   recipe = classifier_lib.Recipe(epochs=1, batch_size=100)

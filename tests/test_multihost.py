@@ -61,12 +61,9 @@ def _train_two_processes(workdir, *overrides):
   return _outputs(_launch_two_processes(workdir, *overrides))
 
 
-def test_two_processes_train_like_one_and_resume(tmp_path):
+def test_two_processes_train_like_one(tmp_path):
   workdir = str(tmp_path / "two")
-  # Steps 1-4, then a second launch resumes from checkpoint 4 (written by
-  # both processes) to step 8.
-  _train_two_processes(workdir, "--config.num_steps=4")
-  _train_two_processes(workdir)
+  _train_two_processes(workdir)  # 8 steps, checkpoints 4 and 8
   one = jax.device_get(trainer.train_and_evaluate(
       smoke_config(num_steps=4), str(tmp_path / "one")))  # 4 devices
   assert len(jax.devices()) == 4
@@ -78,8 +75,9 @@ def test_two_processes_train_like_one_and_resume(tmp_path):
   # The same program on the same 4 devices; only the cross-process sums go
   # through gloo, in another order than within one process: float32
   # rounding, which RMSprop amplifies step by step (see test_train_step's
-  # device-count tests: the same tolerance after the same 4 steps). The
-  # resume itself (steps 5-8) is exact: test_a_signal_to_any_process_...
+  # device-count tests: the same tolerance after the same 4 steps). Resuming
+  # from checkpoints both processes wrote is exact:
+  # test_a_signal_to_any_process_...
   for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(two), strict=True):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4,
                                atol=2e-5)
@@ -147,15 +145,21 @@ def test_a_signal_to_any_process_stops_all_at_one_step(tmp_path):
   procs[0].send_signal(signal.SIGTERM)
   time.sleep(0.2)
   procs[1].send_signal(signal.SIGINT)
-  second = _stop_step(_outputs(procs, (128 + signal.SIGTERM,
-                                        128 + signal.SIGINT)))
+  outputs = _outputs(procs, (128 + signal.SIGTERM, 128 + signal.SIGINT))
+  second = _stop_step(outputs)
   assert second > first
+  # Each launch resumed from the checkpoint both processes wrote at the stop.
+  assert f"Resumed from {workdir}/checkpoints/{first}" in outputs[0]
   checkpointer = checkpointing.Checkpointer(
       os.path.join(workdir, "checkpoints"), 3)
   assert {first, second} <= set(checkpointer.all_steps())
   checkpointer.close()
   final = ("--config.num_steps=" + str(second + 6),)
-  _train_two_processes(workdir, *final)
+  outputs = _train_two_processes(workdir, *final)
+  assert f"Resumed from {workdir}/checkpoints/{second}" in outputs[0]
+  steps = [r["step"] for r in metric_writers.read_jsonl(
+      os.path.join(workdir, "metrics.jsonl"))]
+  assert steps == sorted(set(steps)) and steps[-1] == second + 6  # each once
   straight = str(tmp_path / "straight")
   _train_two_processes(straight, *final)
   template = jax.eval_shape(lambda: build.initial_state(

@@ -25,12 +25,32 @@ from tests.test_faults import _poison_call
 
 
 @pytest.fixture(scope="module")
-def two_seed_run(tmp_path_factory):
-  """Seeds 3 and 4 of the smoke config in one run, scored at step 8."""
+def two_seed_training(tmp_path_factory):
+  """Seeds 3 and 4 of the smoke config in one run, scored at step 8; and
+  how often G's sampling variables were computed."""
   workdir = str(tmp_path_factory.mktemp("seeds"))
   config = smoke_config(seed=3, num_seeds=2, eval_every=8,
                         eval_num_samples=200)
-  return workdir, jax.device_get(trainer.train_and_evaluate(config, workdir))
+  calls, measure = [], trainer.sampling.sampling_variables
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(trainer.sampling, "sampling_variables",
+                  lambda *a, **k: calls.append(1) or measure(*a, **k))
+    states = trainer.train_and_evaluate(config, workdir)
+  return workdir, jax.device_get(states), len(calls)
+
+
+@pytest.fixture(scope="module")
+def two_seed_run(two_seed_training):
+  return two_seed_training[:2]
+
+
+def test_a_steps_sampling_variables_are_computed_once_per_seed(
+    two_seed_training):
+  """G's sampling variables (for an EMA G, standing statistics: two passes
+  of 4,096 samples) are computed once per seed and step: the step-8 grid,
+  the step-8 evaluation and the final grid of one state share them; each
+  seed's state has its own."""
+  assert two_seed_training[2] == 2 * 2  # the grids of steps 4 and 8
 
 
 def test_each_seed_is_bit_identical_to_its_single_run(two_seed_run, tmp_path):
