@@ -225,8 +225,8 @@ def conditional_accuracy(logits_NxC, labels_N) -> dict:
           "conditional_accuracy_per_class": per_class}
 
 
-# Evaluator._real_statistics: {(classifier id, shape, sha256 of the images):
-# (classifier, statistics)}.
+# Evaluator._real_statistics: {(classifier id, channels scored apart, shape,
+# dtype, sha256 of the images): (classifier, statistics)}.
 _REAL_STATISTICS = {}
 
 
