@@ -8,12 +8,14 @@ XLA CPU ops' time per op kind (convolution, dot, fusion, ...) and lists the
 costliest ops by layer and pass. Op times are summed over the CPU threads, so they are
 CPU time, not wall time. The script also prints the step's analytic FLOPs,
 its wall time and the FLOP/s as a fraction of the matmul peak measured in the
-same run, and the best the step could reach if everything but the
-convolutions and matmuls took no time.
+same run, how much of the time 0, 1, 2, ... ops ran at once, and the best the
+step could reach if everything but the convolutions and matmuls took no
+time.
 """
 
 import argparse
 import collections
+import contextlib
 import glob
 import os
 import re
@@ -31,6 +33,7 @@ from benchmarks import step_time  # pylint: disable=g-import-not-at-top,wrong-im
 from ganjax import build  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import flops  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import input_pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ganjax import layers  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import parallel  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ganjax import recipes  # pylint: disable=g-import-not-at-top,wrong-import-position
 
@@ -75,6 +78,30 @@ def op_times(trace_dir):
   return totals
 
 
+def threads_busy(trace_dir):
+  """{number of XLA ops running at once: share of the traced time}, from
+  the newest trace. XLA:CPU runs independent ops side by side on its
+  threads; an op alone may still use several (YNNPACK splits its work, and
+  those tasks carry no op name in the trace)."""
+  path = sorted(glob.glob(os.path.join(trace_dir, "**", "*.xplane.pb"),
+                          recursive=True), key=os.path.getmtime)[-1]
+  edges = []
+  for plane in jax.profiler.ProfileData.from_file(path).planes:
+    for line in plane.lines:
+      if line.name.startswith("tf_XLA"):
+        for event in line.events:
+          if _HLO_OP.match(event.name):
+            edges += [(event.start_ns, 1),
+                      (event.start_ns + event.duration_ns, -1)]
+  edges.sort()
+  shares, running = collections.Counter(), 0
+  for (t, step), (t_next, _) in zip(edges, edges[1:]):
+    running += step
+    shares[running] += t_next - t
+  total = sum(shares.values())
+  return {n: ns / total for n, ns in sorted(shares.items())}
+
+
 def kind(op_name):
   return _HLO_OP.match(op_name).group(1)
 
@@ -85,6 +112,10 @@ def main():
   parser.add_argument("--steps_per_call", type=int, default=10)
   parser.add_argument("--calls", type=int, default=3)
   parser.add_argument("--conv_impl", default="auto")
+  parser.add_argument("--chunks", default=None,
+                      help="the hybrid convolutions' chunks of the batch, "
+                      "WEIGHT_GRAD:PASS ('none': whole batch); default "
+                      "ganjax's own")
   parser.add_argument("--trace_dir", default="/tmp/ganjax-trace")
   parser.add_argument("--top", type=int, default=12)
   args = parser.parse_args()
@@ -97,9 +128,11 @@ def main():
   data = build.replicate_data(config, images, None, devices)
   state = parallel.replicate_state(build.initial_state(
       config, build.make_keys(0), len(images)), devices)
-  call = build.compile_train_fn(config, devices)
-  labels = hlo_labels(call.lower(state, data).compile().as_text())
-  state, metrics = call(state, data)
+  with (layers.batch_chunks(*step_time.chunk_sizes(args.chunks))
+        if args.chunks else contextlib.nullcontext()):  # read when tracing
+    call = build.compile_train_fn(config, devices)
+    labels = hlo_labels(call.lower(state, data).compile().as_text())
+    state, metrics = call(state, data)
   jax.block_until_ready(metrics)
   walls = []
   with jax.profiler.trace(args.trace_dir):
@@ -127,6 +160,9 @@ def main():
   print(f"{step_flops / 1e9:.1f} GFLOP/step: {step_flops / wall_ms / 1e6:.1f}"
         f" GFLOP/s = {100 * step_flops / wall_ms / 1e-3 / peak:.0f}% of the "
         f"matmul peak ({peak / 1e9:.0f} GFLOP/s)")
+  print("share of the time with N XLA ops running at once: "
+        + ", ".join(f"{n}: {100 * share:.0f}%"
+                    for n, share in threads_busy(args.trace_dir).items()))
   print(f"\n{'op kind':<24}{'CPU-ms/step':>12}{'share':>8}")
   for name, ms in by_kind.most_common():
     if ms / cpu_ms >= 0.002:

@@ -1,28 +1,32 @@
 """The same model and step in other frameworks, for side-by-side timing.
 
-Each runner takes (images, batch, repeats, device=..., dtype=...) and
-returns ({"impl": name, ...}, ms-per-step samples), or None when its package
-is not installed. Keras runs on CPU in float32 only.
+Each runner takes (images, batch, device=..., dtype=...), builds the model
+and runs its warm-up steps, and returns ({"impl": name, ...}, step), `step` a
+function of no arguments that runs one training step and waits for it; or
+None when its package is not installed. The caller times the steps
+(benchmarks/step_time.py), in turn with the other implementations. Keras
+runs on CPU in float32 only.
 """
-
-import time
 
 import numpy as np
 
 
-def _timed(step, repeats, warmup=2):
+def _warmed_up(step, warmup):
   for _ in range(warmup):
     step()
-  samples = []
-  for _ in range(repeats):
-    t = time.perf_counter()
-    step()
-    samples.append((time.perf_counter() - t) * 1e3)
-  return samples
+  return step
 
 
-def keras_reference(images, batch, repeats, *, device="cpu",
-                    dtype="float32"):
+def new_batch_size():
+  """Call before preparing the runners of another batch size: compiled
+  graphs of earlier batch sizes count toward dynamo's per-function
+  recompile limit, and past it calls silently run eager."""
+  import sys  # pylint: disable=g-import-not-at-top
+  if "torch" in sys.modules:
+    sys.modules["torch"]._dynamo.reset()  # pylint: disable=protected-access
+
+
+def keras_reference(images, batch, *, device="cpu", dtype="float32"):
   """The classic recipe on Keras 3 (JAX backend): two Sequential models,
   `train_on_batch` for D, then the stacked model with D frozen."""
   import os  # pylint: disable=g-import-not-at-top
@@ -76,7 +80,7 @@ def keras_reference(images, batch, repeats, *, device="cpu",
     discriminator.trainable = False
     gan.train_on_batch(noise, y2)
 
-  return {"impl": "keras-reference"}, _timed(step, repeats)
+  return {"impl": "keras-reference"}, _warmed_up(step, 2)
 
 
 def _torch_step(images, batch, *, device, dtype, compiled):
@@ -88,11 +92,6 @@ def _torch_step(images, batch, *, device, dtype, compiled):
   if dtype not in ("float32", "bfloat16"):
     raise ValueError(f"dtype {dtype!r}: float32 or bfloat16")
   torch.manual_seed(0)
-  if compiled:
-    # Compiled graphs of earlier calls (other batch sizes) count toward
-    # dynamo's per-function recompile limit; past it, calls silently run
-    # eager. Each batch size starts from an empty cache.
-    torch._dynamo.reset()  # pylint: disable=protected-access
   # On CUDA as XLA does by default: TF32 matmuls and convolutions in
   # float32, autotuned convolution algorithms.
   torch.set_float32_matmul_precision("high")
@@ -153,7 +152,7 @@ def _torch_step(images, batch, *, device, dtype, compiled):
 
 
 def _torch_runner(compiled):
-  def run(images, batch, repeats, *, device="cpu", dtype="float32"):
+  def run(images, batch, *, device="cpu", dtype="float32"):
     try:
       import torch  # pylint: disable=g-import-not-at-top,unused-import
     except ImportError:
@@ -162,10 +161,10 @@ def _torch_runner(compiled):
                               compiled=compiled)
     # torch.compile compiles on the first calls (both requires_grad
     # settings of D), so it gets more warm-up than eager needs.
-    samples = _timed(step, repeats, warmup=5 if compiled else 2)
     return {"impl": "torch-compile" if compiled else "torch-eager",
             "torch": torch.__version__, "torch_device": device,
-            "torch_threads": torch.get_num_threads()}, samples
+            "torch_threads": torch.get_num_threads()}, _warmed_up(
+                step, 5 if compiled else 2)
   run.__doc__ = ("The same model and step in PyTorch, "
                  + ("G and D torch.compile'd (inductor)." if compiled
                     else "eager."))

@@ -537,17 +537,70 @@ def step_time_table(*names) -> str:
         f" | {r['ms_per_step_max']:.0f} | {r['images_per_s']:.0f} | "
         f"{r['achieved_gflops']:.0f} | {100 * r['fraction_of_peak']:.0f}% |")
   speedups = step_time.speedups(rows)
-  others = list(dict.fromkeys(impl for ratios in speedups.values()
-                              for impl in ratios))
   if speedups:
     lines += ["", "Speed-up of ganjax (its fastest row at each batch and "
-              "dtype) over each, in the same run:", "",
-              "| batch | dtype | " + " | ".join(others) + " |",
-              "| ---: | --- |" + " ---: |" * len(others)]
-    for (batch, dtype), ratios in speedups.items():
-      lines.append(f"| {batch} | {dtype} | " + " | ".join(
-          f"{ratios[o]:.2f}x" if o in ratios else "" for o in others) + " |")
-  return "\n".join(lines)
+              "dtype) over each, in the same run:", ""]
+    lines += _speedup_lines(speedups)
+  return "\n".join(lines + _step_time_targets(rows, speedups))
+
+
+def _speedup_lines(speedups) -> list:
+  others = list(dict.fromkeys(impl for ratios in speedups.values()
+                              for impl in ratios))
+  lines = ["| batch | dtype | " + " | ".join(others) + " |",
+           "| ---: | --- |" + " ---: |" * len(others)]
+  for (batch, dtype), ratios in speedups.items():
+    lines.append(f"| {batch} | {dtype} | " + " | ".join(
+        f"{ratios[o]:.2f}x" if o in ratios else "" for o in others) + " |")
+  return lines
+
+
+def step_time_repeats_table(*names) -> str:
+  """ganjax's speed-ups in each of step_time.py's JSON files `names`:
+  further runs of a part of the table, to show how much the ratios move
+  from run to run."""
+  import step_time  # pylint: disable=g-import-not-at-top
+  lines = []
+  for name in names:
+    with open(os.path.join(ROOT, "benchmarks", "results", name),
+              encoding="utf-8") as f:
+      result = json.load(f)
+    args = result["args"]
+    lines += ["" if lines else None, f"`{name}`: batch "
+              f"{', '.join(map(str, args['batch_sizes']))}, "
+              f"{args.get('rounds', 1)} rounds of {args['repeats']} calls, "
+              f"fused steps {', '.join(map(str, args['steps_per_call']))}:",
+              ""]
+    lines += _speedup_lines(step_time.speedups(result["rows"]))
+  return "\n".join(line for line in lines if line is not None)
+
+
+# Issue 18's CPU targets: ganjax at least this much faster than the faster
+# PyTorch at every batch, and at least this share of the matmul peak at
+# batch 512 (float32).
+SPEEDUP_TARGET, PEAK_TARGET = 1.2, 0.55
+
+
+def _step_time_targets(rows, speedups) -> list:
+  """One line on the targets, from the rows: where ganjax is at least
+  SPEEDUP_TARGET times the faster PyTorch, and its best share of the matmul
+  peak at batch 512 (float32)."""
+  faster = {batch: r["faster PyTorch"] for (batch, dtype), r in
+            speedups.items() if dtype == "float32" and "faster PyTorch" in r}
+  if not faster:
+    return []
+  met = [str(b) for b, ratio in faster.items() if ratio >= SPEEDUP_TARGET]
+  missed = [f"{b} ({ratio:.3f}x)" for b, ratio in faster.items()
+            if ratio < SPEEDUP_TARGET]
+  line = (f"Targets, float32, this run: at least {SPEEDUP_TARGET}x the faster"
+          f" PyTorch at batch {', '.join(met) or 'none'}")
+  line += f"; below it at batch {', '.join(missed)}." if missed else "."
+  shares = [r["fraction_of_peak"] for r in rows if r["batch"] == 512
+            and r["dtype"] == "float32" and r["impl"].startswith("ganjax")]
+  if shares:
+    line += (f" Batch 512 at {100 * max(shares):.0f}% of the matmul peak "
+             f"(target {100 * PEAK_TARGET:.0f}%).")
+  return ["", line]
 
 
 PERFORMANCE_DOC = os.path.join(ROOT, "docs", "performance.md")
@@ -564,6 +617,9 @@ SECTIONS = {
     PERFORMANCE_DOC: {
         "step_time_cpu": lambda: step_time_table(
             "step_time_cpu.json", "step_time_cpu_bf16.json"),
+        "step_time_cpu_repeats": lambda: step_time_repeats_table(
+            "step_time_cpu_repeat_128_512.json",
+            "step_time_cpu_repeat_64.json"),
         "step_time_gpu": lambda: step_time_table("step_time_gpu.json")},
 }
 

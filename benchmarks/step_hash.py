@@ -6,8 +6,8 @@ hashes as they were.
   python benchmarks/step_hash.py --recipes=experiments/fashion.py --steps=10
   XLA_FLAGS=--xla_force_host_platform_device_count=4 \
       python benchmarks/step_hash.py --fused     # 4 devices, fused calls
-  python benchmarks/step_hash.py --recipes=experiments/fashion.py --unchunked \
-      --out=benchmarks/results/step_hash_batch_chunks_cpu.json
+  python benchmarks/step_hash.py --recipes=experiments/fashion.py \
+      --chunks=32:256,none:none --out=benchmarks/results/step_hash_batch_chunks_cpu.json
 
 Each recipe trains `--steps` steps at batch 64 (evaluation, grids and
 checkpoints other than the last off) in a temporary directory with
@@ -30,11 +30,14 @@ import tempfile
 import jax
 import numpy as np
 
-from ganjax import layers
-from ganjax import recipes
-from ganjax import trainer
-
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from benchmarks import step_time  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ganjax import layers  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ganjax import recipes  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ganjax import trainer  # pylint: disable=g-import-not-at-top,wrong-import-position
+
 RECIPES = ("fashion.py", "fashion.py:keras", "fashion_conditional.py",
            "fashion_conditional_ema.py",
            "fashion_r1_ema_diffaug.py", "fashion_wgan_gp.py",
@@ -68,27 +71,30 @@ def main():
   parser.add_argument("--steps", type=int, default=10)
   parser.add_argument("--fused", action="store_true")
   parser.add_argument("--out", default=None, help="also write JSON here")
-  parser.add_argument("--unchunked", action="store_true",
+  parser.add_argument("--chunks", type=step_time.strs, default=[],
                       help="also hash each recipe with the CPU convolutions "
-                      "over whole batches (layers.batch_chunks(None, None)), "
-                      "the program before they ran over chunks")
+                      "over these chunks of the batch, WEIGHT_GRAD:PASS each "
+                      "('none': the whole batch; none:none is the program "
+                      "before there were chunks)")
   args = parser.parse_args()
-  hashes, unchunked = {}, {}
+  chunk_sizes = {text: step_time.chunk_sizes(text) for text in args.chunks}
+  hashes, chunked = {}, {text: {} for text in args.chunks}
   for spec in args.recipes.split(","):
     name = os.path.relpath(spec, REPO)
     hashes[name] = recipe_hash(spec, args.steps, args.fused)
     print(f"{hashes[name]}  {spec}", flush=True)
-    if args.unchunked:
-      with layers.batch_chunks(None, None):
-        unchunked[name] = recipe_hash(spec, args.steps, args.fused)
-      print(f"{unchunked[name]}  {spec} (unchunked)", flush=True)
+    for text, sizes in chunk_sizes.items():
+      with layers.batch_chunks(*sizes):
+        chunked[text][name] = recipe_hash(spec, args.steps, args.fused)
+      print(f"{chunked[text][name]}  {spec} (chunks {text})", flush=True)
   if args.out:
     with open(args.out, "w", encoding="utf-8") as f:
       json.dump({"steps": args.steps, "fused": args.fused,
                  "devices": jax.device_count(), "jax": jax.__version__,
                  "cpus_usable": len(os.sched_getaffinity(0)),
                  "hashes": hashes,
-                 **({"hashes_unchunked": unchunked} if unchunked else {})},
+                 "chunks": [layers.WEIGHT_GRAD_CHUNK, layers.PASS_CHUNK],
+                 **({"hashes_chunks": chunked} if chunked else {})},
                 f, indent=2)
 
 

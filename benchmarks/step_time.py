@@ -2,7 +2,8 @@
 
 Times the compiled step after compilation: each configuration runs one warm-up
 call, then `--repeats` timed calls of `steps_per_call` fused steps, each ended
-with `jax.block_until_ready`. Reports the median (and min/max) ms per step,
+with `jax.block_until_ready`; with `--rounds=R`, all configurations of one
+batch size (ganjax's and the references') take R such turns in rotation. Reports the median (and min/max) ms per step,
 images/s, the analytic FLOPs of a step (`ganjax.flops`) and the achieved
 FLOP/s as a fraction of this machine's matmul peak in the row's dtype,
 measured in the same run. Optional side-by-side rows for the reference Keras recipe and
@@ -42,12 +43,23 @@ fashion = recipes.load_module(os.path.join(
     "fashion.py"))
 
 
-def _ints(text):
+def ints(text):
   return [int(x) for x in text.split(",") if x]
 
 
-def _strs(text):
+def strs(text):
   return [x for x in text.split(",") if x]
+
+
+def chunk_sizes(text):
+  """'32:256' -> (32, 256); 'none' stands for None (the whole batch)."""
+  try:
+    weight_grad, passes = (None if part == "none" else int(part)
+                           for part in text.split(":"))
+    return weight_grad, passes
+  except ValueError:
+    raise SystemExit(f"--chunks={text}: expected WEIGHT_GRAD:PASS, each an "
+                     "integer or 'none', e.g. 32:256") from None
 
 
 def matmul_peak(n=4096, repeats=5, dtypes=("float32",)):
@@ -67,9 +79,10 @@ def matmul_peak(n=4096, repeats=5, dtypes=("float32",)):
   return out
 
 
-def time_calls(call, steps_per_call, repeats):
-  """Runs `call` once to warm up, then `repeats` timed times; ms per step."""
-  call()
+def time_calls(call, steps_per_call, repeats, warmup=1):
+  """Runs `call` `warmup` times, then `repeats` timed times; ms per step."""
+  for _ in range(warmup):
+    call()
   samples = []
   for _ in range(repeats):
     t = time.perf_counter()
@@ -98,8 +111,10 @@ def training_call(config, images, devices, labels=None, seeds=False):
   return call
 
 
-def ganjax_row(images, batch, steps_per_call, dtype, impl, num_devices,
-               repeats, scan_unroll=0):
+def ganjax_call(images, batch, steps_per_call, dtype, impl, num_devices,
+                scan_unroll=0):
+  """({"impl": ..., "compile_s": ...}, call) of ganjax's fused steps, compiled
+  and run once (the compile) and once more (the warm-up)."""
   config = fashion.get_config()
   config.update(batch_size=batch, steps_per_call=steps_per_call,
                 compute_dtype=dtype, conv_impl=impl, scan_unroll=scan_unroll)
@@ -107,11 +122,11 @@ def ganjax_row(images, batch, steps_per_call, dtype, impl, num_devices,
   t = time.perf_counter()
   call()
   compile_s = time.perf_counter() - t
-  samples = time_calls(call, steps_per_call, repeats)
+  call()
   return {"impl": f"ganjax-{layers.resolve_impl(impl)}",
           "compile_s": compile_s,
           "scan_unroll": parallel.resolve_unroll(scan_unroll,
-                                                   steps_per_call)}, samples
+                                                   steps_per_call)}, call
 
 
 def make_row(base, batch, steps_per_call, dtype, devices, samples, peak):
@@ -130,7 +145,7 @@ def make_row(base, batch, steps_per_call, dtype, devices, samples, peak):
 
 
 def print_header():
-  header = (f"{'impl':<16}{'batch':>6}{'fused':>6}{'dtype':>10}{'dev':>4}"
+  header = (f"{'impl':<24}{'batch':>6}{'fused':>6}{'dtype':>10}{'dev':>4}"
             f"{'ms/step':>10}{'min':>9}{'max':>9}{'img/s':>9}{'GFLOP/s':>9}"
             f"{'%peak':>7}")
   print(header)
@@ -139,7 +154,7 @@ def print_header():
 
 def print_rows(rows):
   for r in rows:
-    print(f"{r['impl']:<16}{r['batch']:>6}{r['steps_per_call']:>6}"
+    print(f"{r['impl']:<24}{r['batch']:>6}{r['steps_per_call']:>6}"
           f"{r['dtype']:>10}{r['devices']:>4}{r['ms_per_step']:>10.1f}"
           f"{r['ms_per_step_min']:>9.1f}{r['ms_per_step_max']:>9.1f}"
           f"{r['images_per_s']:>9.0f}{r['achieved_gflops']:>9.1f}"
@@ -171,39 +186,52 @@ def speedups(rows) -> dict:
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--batch_sizes", type=_ints, default=[64, 128, 256, 512])
-  parser.add_argument("--steps_per_call", type=_ints, default=[1, 10, 50])
-  parser.add_argument("--dtypes", type=_strs, default=["float32", "bfloat16"])
-  parser.add_argument("--impls", type=_strs, default=["auto"])
-  parser.add_argument("--devices", type=_ints, default=None,
+  parser.add_argument("--batch_sizes", type=ints, default=[64, 128, 256, 512])
+  parser.add_argument("--steps_per_call", type=ints, default=[1, 10, 50])
+  parser.add_argument("--dtypes", type=strs, default=["float32", "bfloat16"])
+  parser.add_argument("--impls", type=strs, default=["auto"])
+  parser.add_argument("--devices", type=ints, default=None,
                       help="device counts; default all local devices")
   parser.add_argument("--scan_unroll", type=int, default=0,
                       help="lax.scan unroll factor of the fused steps; 0 = "
                       "ganjax's default (full on CPU, none elsewhere)")
   parser.add_argument("--repeats", type=int, default=5,
-                      help="timed calls per configuration")
+                      help="timed calls per configuration and round")
+  parser.add_argument("--rounds", type=int, default=1,
+                      help="times every configuration of a batch size is "
+                      "timed, in turn with the others")
   parser.add_argument("--max_steps_per_config", type=int, default=200,
                       help="skip fusing more steps than this in one call "
-                      "times repeats (keeps the CPU table finite)")
-  parser.add_argument("--compare", type=_strs,
+                      "times repeats times rounds (keeps the CPU table "
+                      "finite)")
+  parser.add_argument("--compare", type=strs,
                       default=["keras", "torch", "torch_compile"],
                       help="reference implementations to time beside ganjax")
-  parser.add_argument("--compare_dtypes", type=_strs, default=["float32"],
+  parser.add_argument("--compare_dtypes", type=strs, default=["float32"],
                       help="their dtypes (PyTorch: bfloat16 by autocast; "
                       "Keras: float32 only)")
   parser.add_argument("--peak_n", type=int, default=4096,
                       help="size of the matmul that measures the peak")
   parser.add_argument("--torch_device", default="cpu",
                       help="PyTorch's device, e.g. cuda")
-  parser.add_argument("--unchunked", action="store_true",
-                      help="also time the hybrid convolutions with every "
-                      "pass over the whole batch (rows 'hybrid-unchunked')")
+  parser.add_argument("--chunks", type=strs, default=[],
+                      help="also time the hybrid convolutions with these "
+                      "chunk sizes, WEIGHT_GRAD:PASS each ('none': the whole "
+                      "batch), e.g. 32:256,none:none (rows 'hybrid-chunks-"
+                      "W:P'); ganjax's own are layers.WEIGHT_GRAD_CHUNK and "
+                      "PASS_CHUNK")
   parser.add_argument("--data_dir", default=os.environ.get("GANJAX_IDX_DIR"),
                       help="Fashion-MNIST IDX directory; default Debian's")
   parser.add_argument("--out", default=None, help="also write the rows as "
                       "JSON here (the committed results are "
                       "benchmarks/results/step_time_<backend>.json)")
   args = parser.parse_args()
+  chunking = {text: chunk_sizes(text) for text in args.chunks}
+  from benchmarks import references  # pylint: disable=g-import-not-at-top
+  unknown = sorted(set(args.compare) - set(references.RUNNERS))
+  if unknown:
+    raise SystemExit(f"--compare={','.join(unknown)}: valid names are "
+                     f"{sorted(references.RUNNERS)}")
 
   images = input_pipeline.load("fashion_mnist", "train",
                                data_dir=args.data_dir)[0]
@@ -219,58 +247,58 @@ def main():
         f"{flops.step_flops_per_image() / 1e6:.1f} MFLOP per image",
         flush=True)
   print_header()
-  rows = []
-  for num_devices in args.devices or [jax.local_device_count()]:
-    for impl in args.impls:
-      for dtype in args.dtypes:
-        for batch in args.batch_sizes:
+  rows, missing = [], set()
+  for batch in args.batch_sizes:
+    # Every configuration of one batch size is prepared, then timed in turn,
+    # `rounds` times: a drift in the machine's speed reaches them all alike.
+    references.new_batch_size()
+    entries = []  # (row fields, call, steps per call)
+    for num_devices in args.devices or [jax.local_device_count()]:
+      for impl in args.impls:
+        for dtype in args.dtypes:
           for spc in args.steps_per_call:
-            if spc * args.repeats > args.max_steps_per_config and spc > 1:
+            calls = spc * args.repeats * args.rounds
+            if calls > args.max_steps_per_config and spc > 1:
               continue
-            variants = [False]
-            if args.unchunked and layers.resolve_impl(impl) == "hybrid":
-              variants.append(True)
-            for before in variants:
-              with (layers.batch_chunks(None, None) if before
+            variants = [None]
+            if layers.resolve_impl(impl) == "hybrid":
+              variants += args.chunks
+            for chunks in variants:
+              with (layers.batch_chunks(*chunking[chunks]) if chunks
                     else contextlib.nullcontext()):
-                base, samples = ganjax_row(images, batch, spc, dtype, impl,
-                                           num_devices, args.repeats,
-                                           args.scan_unroll)
-              if before:  # not "ganjax-...": speedups() compares against it
-                base["impl"] = "hybrid-unchunked"
-              rows.append(make_row(base, batch, spc, dtype, num_devices,
-                                   samples, peak))
-              print_rows(rows[-1:])
-              sys.stdout.flush()
-  from benchmarks import references  # pylint: disable=g-import-not-at-top
-  for name in args.compare:
-    runner = references.RUNNERS.get(name)
-    if runner is None:
-      raise SystemExit(f"--compare={name}: valid names are "
-                       f"{sorted(references.RUNNERS)}")
-    for dtype in args.compare_dtypes:
-      if name == "keras" and dtype != "float32":
-        continue
-      result = None
-      for batch in args.batch_sizes:
+                base, call = ganjax_call(images, batch, spc, dtype, impl,
+                                         num_devices, args.scan_unroll)
+              if chunks:  # not "ganjax-...": speedups() compares against it
+                base["impl"] = f"hybrid-chunks-{chunks}"
+              entries.append(((base, dtype, num_devices), call, spc))
+    for name in args.compare:
+      for dtype in args.compare_dtypes:
+        if name in missing or (name == "keras" and dtype != "float32"):
+          continue
         try:
-          result = runner(images, batch, args.repeats,
-                          device=args.torch_device, dtype=dtype)
+          result = references.RUNNERS[name](
+              images, batch, device=args.torch_device, dtype=dtype)
         except Exception as e:  # pylint: disable=broad-exception-caught
           # One failing comparison (out of memory, no compiler) must not
-          # lose the rows timed so far.
+          # lose the other rows.
           print(f"[{name} {dtype} batch {batch}] failed, skipped: "
                 f"{type(e).__name__}: {e}"[:500], flush=True)
           continue
         if result is None:
-          break
-        base, samples = result
-        rows.append(make_row(base, batch, 1, dtype, 1, samples, peak))
-        print_rows(rows[-1:])
-        sys.stdout.flush()
-      if result is None:
-        print(f"[{name}] not installed; skipped (pip install -e .[bench])")
-        break
+          print(f"[{name}] not installed; skipped (pip install -e .[bench])")
+          missing.add(name)
+          continue
+        base, step = result
+        entries.append(((base, dtype, 1), step, 1))
+    samples = [[] for _ in entries]
+    for _ in range(args.rounds):
+      for (_, call, spc), timed in zip(entries, samples):
+        timed += time_calls(call, spc, args.repeats, warmup=0)
+    for ((base, dtype, devices), _, spc), timed in zip(entries, samples):
+      rows.append(make_row(base, batch, spc, dtype, devices, timed, peak))
+      print_rows(rows[-1:])
+    sys.stdout.flush()
+    del entries
   print()
   for (batch, dtype), ratios in speedups(rows).items():
     print(f"batch {batch} {dtype}: ganjax's speed-up over " + ", ".join(

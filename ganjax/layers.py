@@ -163,14 +163,17 @@ def _flip_swap(kernel_KxKxIxO):
 
 
 # XLA:CPU's convolutions get slower per image as the batch grows, the weight
-# gradient most (`python benchmarks/layer_time.py --batch=512 --unchunked`).
-# So the hybrid passes run over consecutive chunks of the batch: weight
-# gradients over chunks of WEIGHT_GRAD_CHUNK images, summed in order in
-# float32; forward passes and input gradients over chunks of PASS_CHUNK
-# images, concatenated. Both sizes were chosen by the step time at batch 64
-# to 512 (docs/performance.md); `batch_chunks` overrides them.
+# gradient most (`python benchmarks/layer_time.py --batch=512 --unchunked`),
+# and XLA:CPU runs independent ops side by side on its threads. So the hybrid
+# passes run over consecutive chunks of the batch: weight gradients over
+# chunks of WEIGHT_GRAD_CHUNK images, summed in order in float32; forward
+# passes and input gradients over chunks of PASS_CHUNK images, concatenated.
+# Both sizes change the training step's rounding (its 10-step hash); neither
+# changes the classifier's features (tested bit-identical). They were chosen
+# by the step time at batch 64 to 512 (`benchmarks/step_time.py --chunks=`,
+# docs/performance.md); `batch_chunks` overrides them.
 WEIGHT_GRAD_CHUNK = 32
-PASS_CHUNK = 256
+PASS_CHUNK = 32
 _CHUNKS = contextvars.ContextVar("ganjax_batch_chunks", default=None)
 
 

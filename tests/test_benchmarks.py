@@ -24,17 +24,20 @@ def _digests():
 
 def test_step_time_writes_nothing_without_out_and_prints_one_table():
   """Without --out the committed results stay as they are (the dry run below
-  writes with --out)."""
+  writes with --out); each --chunks variant is a row of its own."""
   before = _digests()
   result = subprocess.run(
       [sys.executable, "benchmarks/step_time.py", "--batch_sizes=8",
        "--steps_per_call=1", "--dtypes=float32", "--compare=", "--repeats=1",
-       "--peak_n=256"],
+       "--peak_n=256", "--chunks=none:none"],
       cwd=REPO, env=subprocess_env(), capture_output=True, text=True,
       timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   assert _digests() == before
   assert result.stdout.count("ms/step") == 1, result.stdout  # one header
+  impls = [line.split()[0] for line in result.stdout.splitlines()
+           if line.split()[1:3] == ["8", "1"]]  # batch 8, 1 fused step
+  assert impls == ["ganjax-hybrid", "hybrid-chunks-none:none"], result.stdout
 
 
 def test_the_gpu_script_dry_run_writes_both_tables(tmp_path):
@@ -72,8 +75,8 @@ def test_speedups_are_over_each_impl_and_the_faster_pytorch():
   rows = [row("ganjax-hybrid", 30.0), row("ganjax-hybrid", 25.0),
           row("torch-eager", 100.0), row("torch-compile", 50.0),
           row("keras-reference", 75.0), row("torch-eager", 10.0, batch=64),
-          row("hybrid-unchunked", 45.0), row("hybrid-unchunked", 60.0),
+          row("hybrid-chunks-32:256", 45.0), row("hybrid-chunks-32:256", 60.0),
           row("torch-eager", 40.0, dtype="bfloat16")]
   assert step_time.speedups(rows) == {(128, "float32"): {
       "torch-eager": 4.0, "faster PyTorch": 2.0, "torch-compile": 2.0,
-      "keras-reference": 3.0, "hybrid-unchunked": 1.8}}
+      "keras-reference": 3.0, "hybrid-chunks-32:256": 1.8}}

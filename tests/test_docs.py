@@ -69,6 +69,28 @@ def test_equal_time_rows_name_the_recipe_changes_but_not_the_schedule(
                    "| `fashion_r3gan.py`"]
 
 
+def test_step_time_targets_line_says_where_each_target_is_met(monkeypatch):
+  """The performance doc's verdict on the CPU targets is computed from the
+  rows: 1.2x the faster PyTorch per batch, the share of peak at batch 512."""
+  monkeypatch.syspath_prepend(os.path.join(REPO, "benchmarks"))
+  import results_table  # pylint: disable=g-import-not-at-top
+  import step_time  # pylint: disable=g-import-not-at-top
+  row = lambda impl, batch, ms, share=0.5: dict(
+      impl=impl, batch=batch, ms_per_step=ms, dtype="float32",
+      fraction_of_peak=share)
+  rows = [row("ganjax-hybrid", 128, 100.0), row("torch-eager", 128, 130.0),
+          row("torch-compile", 128, 118.0), row("ganjax-hybrid", 256, 100.0),
+          row("torch-eager", 256, 125.0), row("ganjax-hybrid", 512, 100.0,
+                                               0.6),
+          row("ganjax-hybrid", 512, 90.0, 0.62), row("torch-eager", 512, 99.0)]
+  line = results_table._step_time_targets(  # pylint: disable=protected-access
+      rows, step_time.speedups(rows))[-1]
+  assert line == ("Targets, float32, this run: at least 1.2x the faster "
+                  "PyTorch at batch 256; below it at batch 128 (1.180x), "
+                  "512 (1.100x). Batch 512 at 62% of the matmul peak "
+                  "(target 55%).")
+
+
 def test_readme_names_every_make_target_and_the_same_durations():
   """A user learns the make targets from the README: each one is there, and
   the run lengths the Makefile's comments give are the README's."""

@@ -11,6 +11,7 @@ import pytest
 
 from ganjax import classifier as classifier_lib
 from ganjax import input_pipeline
+from ganjax import layers
 from ganjax import metric_writers
 from ganjax import metrics
 from ganjax import report
@@ -38,6 +39,23 @@ def test_shipped_classifier_checksum_and_accuracy(fashion_test):
   accuracy = classifier_lib.accuracy(classifier_lib.load("fashion_mnist"),
                                      *fashion_test)
   assert accuracy >= 0.92
+
+
+def test_classifier_features_do_not_depend_on_the_chunks_of_the_batch(
+    fashion_test):
+  """The CPU convolutions run over chunks of the batch (layers.PASS_CHUNK);
+  a forward pass computes each image alone, so evaluation scores do not move
+  when the chunk sizes do: features bit-identical to whole batches."""
+  images = fashion_test[0][:1000]
+
+  def features(chunks):
+    with layers.batch_chunks(*chunks):  # read when the extractor traces
+      return np.asarray(classifier_lib.load.__wrapped__("fashion_mnist")(
+          images)[0])
+
+  chunked = features((layers.WEIGHT_GRAD_CHUNK, layers.PASS_CHUNK))
+  assert layers.PASS_CHUNK < 500  # the extractor's batch: several chunks
+  np.testing.assert_array_equal(chunked, features((None, None)))
 
 
 def test_damaged_classifier_is_refused(tmp_path, monkeypatch):
