@@ -62,10 +62,14 @@ def hlo_labels(hlo_text):
   return labels
 
 
+def _newest_trace(trace_dir):
+  return sorted(glob.glob(os.path.join(trace_dir, "**", "*.xplane.pb"),
+                          recursive=True), key=os.path.getmtime)[-1]
+
+
 def op_times(trace_dir):
   """{op name: summed duration in ms} of the XLA ops in the newest trace."""
-  path = sorted(glob.glob(os.path.join(trace_dir, "**", "*.xplane.pb"),
-                          recursive=True), key=os.path.getmtime)[-1]
+  path = _newest_trace(trace_dir)
   profile = jax.profiler.ProfileData.from_file(path)
   totals = collections.Counter()
   for plane in profile.planes:
@@ -83,8 +87,7 @@ def threads_busy(trace_dir):
   the newest trace. XLA:CPU runs independent ops side by side on its
   threads; an op alone may still use several (YNNPACK splits its work, and
   those tasks carry no op name in the trace)."""
-  path = sorted(glob.glob(os.path.join(trace_dir, "**", "*.xplane.pb"),
-                          recursive=True), key=os.path.getmtime)[-1]
+  path = _newest_trace(trace_dir)
   edges = []
   for plane in jax.profiler.ProfileData.from_file(path).planes:
     for line in plane.lines:
@@ -98,7 +101,7 @@ def threads_busy(trace_dir):
   for (t, step), (t_next, _) in zip(edges, edges[1:]):
     running += step
     shares[running] += t_next - t
-  total = sum(shares.values())
+  total = sum(shares.values()) or 1
   return {n: ns / total for n, ns in sorted(shares.items())}
 
 

@@ -23,7 +23,11 @@ def new_batch_size():
   recompile limit, and past it calls silently run eager."""
   import sys  # pylint: disable=g-import-not-at-top
   if "torch" in sys.modules:
-    sys.modules["torch"]._dynamo.reset()  # pylint: disable=protected-access
+    dynamo = sys.modules["torch"]._dynamo  # pylint: disable=protected-access
+    dynamo.reset()
+    # One batch size compiles G and D for each dtype timed, and D for two
+    # input shapes and both requires_grad settings: room for all of them.
+    dynamo.config.recompile_limit = max(dynamo.config.recompile_limit, 64)
 
 
 def keras_reference(images, batch, *, device="cpu", dtype="float32"):

@@ -7,7 +7,8 @@ hashes as they were.
   XLA_FLAGS=--xla_force_host_platform_device_count=4 \
       python benchmarks/step_hash.py --fused     # 4 devices, fused calls
   python benchmarks/step_hash.py --recipes=experiments/fashion.py \
-      --chunks=32:256,none:none --out=benchmarks/results/step_hash_batch_chunks_cpu.json
+      --chunks=32:256,none:none \
+      --out=benchmarks/results/step_hash_batch_chunks_cpu.json
 
 Each recipe trains `--steps` steps at batch 64 (evaluation, grids and
 checkpoints other than the last off) in a temporary directory with
@@ -24,6 +25,7 @@ import argparse
 import hashlib
 import json
 import os
+import platform
 import sys
 import tempfile
 
@@ -42,6 +44,18 @@ RECIPES = ("fashion.py", "fashion.py:keras", "fashion_conditional.py",
            "fashion_conditional_ema.py",
            "fashion_r1_ema_diffaug.py", "fashion_wgan_gp.py",
            "fashion_hinge_sn.py", "fashion_ns_adam.py")
+
+
+def _cpu_model() -> str:
+  """The CPU's model name (Linux), which the hashes depend on."""
+  try:
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+      for line in f:
+        if line.startswith("model name"):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor()
 
 
 def state_sha256(state) -> str:
@@ -92,6 +106,7 @@ def main():
       json.dump({"steps": args.steps, "fused": args.fused,
                  "devices": jax.device_count(), "jax": jax.__version__,
                  "cpus_usable": len(os.sched_getaffinity(0)),
+                 "cpu": _cpu_model(), "platform": platform.platform(),
                  "hashes": hashes,
                  "chunks": [layers.WEIGHT_GRAD_CHUNK, layers.PASS_CHUNK],
                  **({"hashes_chunks": chunked} if chunked else {})},

@@ -1,14 +1,15 @@
 """Step-time microbenchmark of the GAN training step.
 
-Times the compiled step after compilation: each configuration runs one warm-up
-call, then `--repeats` timed calls of `steps_per_call` fused steps, each ended
-with `jax.block_until_ready`; with `--rounds=R`, all configurations of one
-batch size (ganjax's and the references') take R such turns in rotation. Reports the median (and min/max) ms per step,
-images/s, the analytic FLOPs of a step (`ganjax.flops`) and the achieved
-FLOP/s as a fraction of this machine's matmul peak in the row's dtype,
-measured in the same run. Optional side-by-side rows for the reference Keras recipe and
-PyTorch (eager, and G and D `torch.compile`d) run when those packages are
-installed (`pip install -e .[bench]`), on CPU or `--torch_device=cuda`.
+Times the compiled step after compilation and warm-up: `--repeats` timed calls
+of `steps_per_call` fused steps, each ended with `jax.block_until_ready`; with
+`--rounds=R`, all configurations of one batch size (ganjax's and the
+references') take R such turns in rotation. Reports the median (and min/max)
+ms per step, images/s, the analytic FLOPs of a step (`ganjax.flops`) and the
+achieved FLOP/s as a fraction of this machine's matmul peak in the row's
+dtype, measured in the same run. Optional side-by-side rows for the reference
+Keras recipe and PyTorch (eager, and G and D `torch.compile`d) run when those
+packages are installed (`pip install -e .[bench]`), on CPU or
+`--torch_device=cuda`.
 
   python benchmarks/step_time.py                       # the full table
   python benchmarks/step_time.py --batch_sizes=128 --steps_per_call=1,10 \
@@ -184,6 +185,78 @@ def speedups(rows) -> dict:
   return dict(sorted(out.items()))
 
 
+def batch_rows(args, images, batch, chunking, peak, missing) -> list:
+  """The rows of one batch size. Every configuration (ganjax's and the
+  references') is prepared, then all are timed in turn, `args.rounds`
+  times: a drift in the machine's speed reaches them all alike. A reference
+  that fails is left out with a message (`missing`: those not installed)."""
+  from benchmarks import references  # pylint: disable=g-import-not-at-top
+  references.new_batch_size()
+  entries = []  # (row fields, call, steps per call)
+  for num_devices in args.devices or [jax.local_device_count()]:
+    for impl in args.impls:
+      for dtype in args.dtypes:
+        for spc in args.steps_per_call:
+          calls = spc * args.repeats * args.rounds
+          if calls > args.max_steps_per_config and spc > 1:
+            print(f"[ganjax {dtype} batch {batch}] {spc} fused steps skipped: "
+                  f"{calls} steps > --max_steps_per_config", flush=True)
+            continue
+          variants = [None]
+          if layers.resolve_impl(impl) == "hybrid":
+            variants += args.chunks
+          for chunks in variants:
+            with (layers.batch_chunks(*chunking[chunks]) if chunks
+                  else contextlib.nullcontext()):
+              base, call = ganjax_call(images, batch, spc, dtype, impl,
+                                       num_devices, args.scan_unroll)
+            if chunks:  # not "ganjax-...": speedups() compares against it
+              base["impl"] = f"hybrid-chunks-{chunks}"
+            entries.append(((base, dtype, num_devices), call, spc))
+  for name in args.compare:
+    for dtype in args.compare_dtypes:
+      if name in missing or (name == "keras" and dtype != "float32"):
+        continue
+      result = _reference(name, dtype, batch, lambda name=name, dtype=dtype:
+                          references.RUNNERS[name](
+                              images, batch, device=args.torch_device,
+                              dtype=dtype))
+      if result is None:
+        print(f"[{name}] not installed; skipped (pip install -e .[bench])")
+        missing.add(name)
+      elif result:
+        base, step = result
+        entries.append(((base, dtype, 1), step, 1))
+  samples = [[] for _ in entries]
+  for _ in range(args.rounds):
+    for i, ((base, dtype, _), call, spc) in enumerate(entries):
+      if samples[i] is None:
+        continue
+      if base["impl"].startswith(("ganjax", "hybrid")):
+        samples[i] += time_calls(call, spc, args.repeats, warmup=0)
+      else:  # a reference that fails now (out of memory) loses only its row
+        more = _reference(base["impl"], dtype, batch, lambda: time_calls(
+            call, 1, args.repeats, warmup=0))  # pylint: disable=cell-var-from-loop
+        samples[i] = samples[i] + more if more else None
+  rows = [make_row(base, batch, spc, dtype, devices, timed, peak)
+          for ((base, dtype, devices), _, spc), timed in zip(entries, samples)
+          if timed]
+  print_rows(rows)
+  sys.stdout.flush()
+  return rows
+
+
+def _reference(name, dtype, batch, fn):
+  """fn(), or False (with a message) if it raises: one failing comparison
+  (out of memory, no compiler) must not lose the other rows."""
+  try:
+    return fn()
+  except Exception as e:  # pylint: disable=broad-exception-caught
+    print(f"[{name} {dtype} batch {batch}] failed, skipped: "
+          f"{type(e).__name__}: {e}"[:500], flush=True)
+    return False
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--batch_sizes", type=ints, default=[64, 128, 256, 512])
@@ -249,56 +322,7 @@ def main():
   print_header()
   rows, missing = [], set()
   for batch in args.batch_sizes:
-    # Every configuration of one batch size is prepared, then timed in turn,
-    # `rounds` times: a drift in the machine's speed reaches them all alike.
-    references.new_batch_size()
-    entries = []  # (row fields, call, steps per call)
-    for num_devices in args.devices or [jax.local_device_count()]:
-      for impl in args.impls:
-        for dtype in args.dtypes:
-          for spc in args.steps_per_call:
-            calls = spc * args.repeats * args.rounds
-            if calls > args.max_steps_per_config and spc > 1:
-              continue
-            variants = [None]
-            if layers.resolve_impl(impl) == "hybrid":
-              variants += args.chunks
-            for chunks in variants:
-              with (layers.batch_chunks(*chunking[chunks]) if chunks
-                    else contextlib.nullcontext()):
-                base, call = ganjax_call(images, batch, spc, dtype, impl,
-                                         num_devices, args.scan_unroll)
-              if chunks:  # not "ganjax-...": speedups() compares against it
-                base["impl"] = f"hybrid-chunks-{chunks}"
-              entries.append(((base, dtype, num_devices), call, spc))
-    for name in args.compare:
-      for dtype in args.compare_dtypes:
-        if name in missing or (name == "keras" and dtype != "float32"):
-          continue
-        try:
-          result = references.RUNNERS[name](
-              images, batch, device=args.torch_device, dtype=dtype)
-        except Exception as e:  # pylint: disable=broad-exception-caught
-          # One failing comparison (out of memory, no compiler) must not
-          # lose the other rows.
-          print(f"[{name} {dtype} batch {batch}] failed, skipped: "
-                f"{type(e).__name__}: {e}"[:500], flush=True)
-          continue
-        if result is None:
-          print(f"[{name}] not installed; skipped (pip install -e .[bench])")
-          missing.add(name)
-          continue
-        base, step = result
-        entries.append(((base, dtype, 1), step, 1))
-    samples = [[] for _ in entries]
-    for _ in range(args.rounds):
-      for (_, call, spc), timed in zip(entries, samples):
-        timed += time_calls(call, spc, args.repeats, warmup=0)
-    for ((base, dtype, devices), _, spc), timed in zip(entries, samples):
-      rows.append(make_row(base, batch, spc, dtype, devices, timed, peak))
-      print_rows(rows[-1:])
-    sys.stdout.flush()
-    del entries
+    rows += batch_rows(args, images, batch, chunking, peak, missing)
   print()
   for (batch, dtype), ratios in speedups(rows).items():
     print(f"batch {batch} {dtype}: ganjax's speed-up over " + ", ".join(

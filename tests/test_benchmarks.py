@@ -2,6 +2,7 @@
 never asserted; they live in benchmarks/results/)."""
 
 import hashlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -57,6 +58,11 @@ def test_the_gpu_script_dry_run_writes_both_tables(tmp_path):
   ours = {(r["dtype"], r["steps_per_call"]) for r in steps["rows"]
           if r["impl"].startswith("ganjax")}
   assert ours == {(d, f) for d in ("float32", "bfloat16") for f in (1, 2)}
+  if importlib.util.find_spec("torch"):  # the bench extra: its rows too
+    theirs = {(r["impl"], r["dtype"]) for r in steps["rows"]
+              if r["impl"].startswith("torch")}
+    assert theirs == {(i, d) for i in ("torch-eager", "torch-compile")
+                      for d in ("float32", "bfloat16")}, result.stdout
   assert set(steps["matmul_peak"]) >= {"jax_gflops", "jax_gflops_bfloat16"}
   seeds = json.loads((tmp_path / "seed_throughput_dryrun.json").read_text())
   assert [(r["batching"], r["num_seeds"], r.get("sweep_points"))

@@ -50,12 +50,13 @@ def test_classifier_features_do_not_depend_on_the_chunks_of_the_batch(
 
   def features(chunks):
     with layers.batch_chunks(*chunks):  # read when the extractor traces
-      return np.asarray(classifier_lib.load.__wrapped__("fashion_mnist")(
-          images)[0])
+      extractor = classifier_lib.load.__wrapped__("fashion_mnist")
+      assert extractor.batch_size > layers.PASS_CHUNK  # several chunks
+      return np.asarray(extractor(images)[0])
 
-  chunked = features((layers.WEIGHT_GRAD_CHUNK, layers.PASS_CHUNK))
-  assert layers.PASS_CHUNK < 500  # the extractor's batch: several chunks
-  np.testing.assert_array_equal(chunked, features((None, None)))
+  np.testing.assert_array_equal(
+      features((layers.WEIGHT_GRAD_CHUNK, layers.PASS_CHUNK)),
+      features((None, None)))
 
 
 def test_damaged_classifier_is_refused(tmp_path, monkeypatch):

@@ -63,9 +63,9 @@ def test_hybrid_over_batch_chunks_matches_flax(ours, theirs, shape, features,
 @pytest.mark.parametrize("cls", [layers.Conv, layers.ConvTranspose])
 def test_hybrid_runs_its_passes_over_chunks_of_the_batch(cls):
   """The number of convolutions in the forward and backward pass of a batch
-  of 8: one per chunk, weight gradients and the other passes each by their
+  of 40: one per chunk, weight gradients and the other passes each by their
   own chunk size; the module's defaults when not overridden."""
-  x = jnp.ones((8, 14, 14, 4))
+  x = jnp.ones((40, 14, 14, 4))
   module = cls(4, impl="hybrid")
   params = module.init(jax.random.key(0), x)
 
@@ -74,14 +74,14 @@ def test_hybrid_runs_its_passes_over_chunks_of_the_batch(cls):
     return str(jax.make_jaxpr(grad)(params, x)).count("conv_general_dilated")
 
   # forward + input gradient + weight gradient
-  passes, weight_grads = (-(-8 // layers.PASS_CHUNK),
-                          -(-8 // layers.WEIGHT_GRAD_CHUNK))
+  passes, weight_grads = (-(-40 // layers.PASS_CHUNK),
+                          -(-40 // layers.WEIGHT_GRAD_CHUNK))
   assert convolutions() == passes + passes + weight_grads
   with layers.batch_chunks(None, None):
     assert convolutions() == 3
-  with layers.batch_chunks(2, None):
-    assert convolutions() == 1 + 1 + 4
-  with layers.batch_chunks(None, 3):
+  with layers.batch_chunks(8, None):
+    assert convolutions() == 1 + 1 + 5
+  with layers.batch_chunks(None, 16):
     assert convolutions() == 3 + 3 + 1
 
 
