@@ -189,10 +189,11 @@ def batch_rows(args, images, batch, chunking, peak, missing) -> list:
   """The rows of one batch size. Every configuration (ganjax's and the
   references') is prepared, then all are timed in turn, `args.rounds`
   times: a drift in the machine's speed reaches them all alike. A reference
-  that fails is left out with a message (`missing`: those not installed)."""
+  that fails is left out with a message; `missing` collects the reference
+  packages found not installed."""
   from benchmarks import references  # pylint: disable=g-import-not-at-top
   references.new_batch_size()
-  entries = []  # (row fields, call, steps per call)
+  entries = []  # (row fields, call, steps per call, is a reference)
   for num_devices in args.devices or [jax.local_device_count()]:
     for impl in args.impls:
       for dtype in args.dtypes:
@@ -212,49 +213,49 @@ def batch_rows(args, images, batch, chunking, peak, missing) -> list:
                                        num_devices, args.scan_unroll)
             if chunks:  # not "ganjax-...": speedups() compares against it
               base["impl"] = f"hybrid-chunks-{chunks}"
-            entries.append(((base, dtype, num_devices), call, spc))
+            entries.append(((base, dtype, num_devices), call, spc, False))
   for name in args.compare:
     for dtype in args.compare_dtypes:
       if name in missing or (name == "keras" and dtype != "float32"):
         continue
-      result = _reference(name, dtype, batch, lambda name=name, dtype=dtype:
-                          references.RUNNERS[name](
-                              images, batch, device=args.torch_device,
-                              dtype=dtype))
+      try:
+        result = references.RUNNERS[name](images, batch,
+                                          device=args.torch_device,
+                                          dtype=dtype)
+      except Exception as e:  # pylint: disable=broad-exception-caught
+        _skipped(name, dtype, batch, e)
+        continue
       if result is None:
         print(f"[{name}] not installed; skipped (pip install -e .[bench])")
         missing.add(name)
-      elif result:
-        base, step = result
-        entries.append(((base, dtype, 1), step, 1))
-  samples = [[] for _ in entries]
-  for _ in range(args.rounds):
-    for i, ((base, dtype, _), call, spc) in enumerate(entries):
-      if samples[i] is None:
         continue
-      if base["impl"].startswith(("ganjax", "hybrid")):
+      base, step = result
+      entries.append(((base, dtype, 1), step, 1, True))
+  samples = {i: [] for i in range(len(entries))}
+  for _ in range(args.rounds):
+    for i, ((base, dtype, _), call, spc, reference) in enumerate(entries):
+      if i not in samples:  # a reference that failed in an earlier round
+        continue
+      try:
         samples[i] += time_calls(call, spc, args.repeats, warmup=0)
-      else:  # a reference that fails now (out of memory) loses only its row
-        more = _reference(base["impl"], dtype, batch, lambda: time_calls(
-            call, 1, args.repeats, warmup=0))  # pylint: disable=cell-var-from-loop
-        samples[i] = samples[i] + more if more else None
-  rows = [make_row(base, batch, spc, dtype, devices, timed, peak)
-          for ((base, dtype, devices), _, spc), timed in zip(entries, samples)
-          if timed]
+      except Exception as e:  # pylint: disable=broad-exception-caught
+        if not reference:
+          raise
+        _skipped(base["impl"], dtype, batch, e)
+        del samples[i]
+  rows = [make_row(base, batch, spc, dtype, devices, samples[i], peak)
+          for i, ((base, dtype, devices), _, spc, _) in enumerate(entries)
+          if i in samples]
   print_rows(rows)
   sys.stdout.flush()
   return rows
 
 
-def _reference(name, dtype, batch, fn):
-  """fn(), or False (with a message) if it raises: one failing comparison
-  (out of memory, no compiler) must not lose the other rows."""
-  try:
-    return fn()
-  except Exception as e:  # pylint: disable=broad-exception-caught
-    print(f"[{name} {dtype} batch {batch}] failed, skipped: "
-          f"{type(e).__name__}: {e}"[:500], flush=True)
-    return False
+def _skipped(name, dtype, batch, error):
+  # One failing comparison (out of memory, no compiler) must not lose the
+  # other rows.
+  print(f"[{name} {dtype} batch {batch}] failed, skipped: "
+        f"{type(error).__name__}: {error}"[:500], flush=True)
 
 
 def main():
